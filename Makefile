@@ -1,0 +1,33 @@
+# Two entry points that do all the set-up on a fresh machine:
+#   make run    create .venv if missing, install, run the default pipeline (CPU, ~10 min)
+#   make test   same set-up, then the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: run test lint paper report clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c requirements/lock.txt -e '.[all]'
+	touch $@
+
+run: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report results/report.html
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint
+
+paper: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 --configfile config/paper.yaml
+
+clean:
+	rm -rf results/search results/tables results/figures results/logs results/benchmarks \
+	       results/checkpoints .snakemake

@@ -1,0 +1,165 @@
+"""``ddpnas`` command line: the only entry point the Snakemake rules call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ddpnas.errors import DDPNASError
+
+
+def _json_arg(text: str | None, flag: str) -> dict:
+    """Parse a JSON object given on the command line."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise DDPNASError(f"{flag} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DDPNASError(f"{flag} must be a JSON object")
+    return value
+
+
+def _cmd_search(args: argparse.Namespace) -> None:
+    from ddpnas.config import load_config
+    from ddpnas.experiment import run_experiment
+
+    if args.spec:
+        spec = _json_arg(args.spec, "--spec")
+        data, device, threads = _json_arg(args.data, "--data"), args.device, args.threads
+    else:
+        config = load_config(args.config)
+        if args.experiment not in config["searches"]:
+            known = ", ".join(config["searches"])
+            raise DDPNASError(
+                f"experiment {args.experiment!r} is not in {args.config}; known: {known}"
+            )
+        spec = config["searches"][args.experiment]
+        data = config["data"]
+        device = args.device or config["device"]
+        threads = args.threads or config["threads"]
+    record = run_experiment(
+        args.experiment,
+        spec,
+        seed=args.seed,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        data=data,
+        device=device or "auto",
+        threads=threads,
+    )
+    print(
+        f"{args.experiment} seed {args.seed}: {record['arch']} after {record['epochs']} epochs "
+        f"({record['search_seconds']:.1f} s on {record['environment']['hardware']})"
+    )
+
+
+def _cmd_export_table(args: argparse.Namespace) -> None:
+    from ddpnas.nasbench import export_table, load_bench
+
+    bench = load_bench(args.source, backend=args.backend)
+    export_table(bench, args.out, indices=args.indices)
+    print(f"wrote {args.out}")
+
+
+def _cmd_lookup(args: argparse.Namespace) -> None:
+    from ddpnas.nasbench import load_bench
+
+    bench = load_bench(args.source)
+    key: int | str = int(args.arch) if args.arch.isdigit() else args.arch
+    print(
+        json.dumps(
+            {
+                "index": bench.index_of(bench.arch_str(key) if isinstance(key, int) else key),
+                **bench.query(key, hp=args.hp),
+            },
+            indent=2,
+        )
+    )
+
+
+def _cmd_nb201_table(args: argparse.Namespace) -> None:
+    from ddpnas.experiment import nb201_source
+    from ddpnas.nasbench import load_bench
+    from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, write_table
+
+    runs = load_runs(args.runs)
+    bench = load_bench(args.bench or nb201_source(_json_arg(args.data, "--data")))
+    df = nb201_rows(runs, bench)
+    write_table(
+        df,
+        nb201_display(df),
+        args.out,
+        "NAS-Bench-201: searched cells (200-epoch figures, mean ± std over seeds)",
+    )
+
+
+def _cmd_theta_plot(args: argparse.Namespace) -> None:
+    from ddpnas.report.plots import theta_figure
+    from ddpnas.report.tables import load_runs
+
+    theta_figure(load_runs([args.run])[0], args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    search = sub.add_parser("search", help="run one search experiment for one seed")
+    source = search.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="YAML config; with --experiment")
+    source.add_argument("--spec", help="the experiment block as JSON (what the pipeline passes)")
+    search.add_argument("--experiment", required=True, help="experiment name (searches.<name>)")
+    search.add_argument("--data", help="the data block as JSON (with --spec)")
+    search.add_argument("--seed", type=int, required=True)
+    search.add_argument("--out", required=True, help="search record (JSON)")
+    search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
+    search.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    search.add_argument("--threads", type=int)
+    search.set_defaults(func=_cmd_search)
+
+    nb201 = sub.add_parser("nb201", help="NAS-Bench-201 utilities").add_subparsers(
+        dest="nb201_command", required=True
+    )
+    export = nb201.add_parser("export-table", help="write the compact table from an official file")
+    export.add_argument("--source", required=True, help="NATS-tss dir or NAS-Bench-201 .pth")
+    export.add_argument("--backend", default="auto", choices=["auto", "nats", "nas201", "table"])
+    export.add_argument("--out", required=True, help="output .csv or .csv.gz")
+    export.add_argument("--indices", type=int, nargs="+", help="only these indices")
+    export.set_defaults(func=_cmd_export_table)
+    lookup = nb201.add_parser("lookup", help="print the metrics of one architecture")
+    lookup.add_argument("arch", help="official string or index")
+    lookup.add_argument("--source", help="benchmark file (default: resolved as documented)")
+    lookup.add_argument("--hp", default="200", choices=["200", "12"])
+    lookup.set_defaults(func=_cmd_lookup)
+
+    report = sub.add_parser("report", help="tables and figures").add_subparsers(
+        dest="report_command", required=True
+    )
+    table = report.add_parser("nb201-table", help="NAS-Bench-201 table of searched cells")
+    table.add_argument("--runs", nargs="+", required=True, help="search records (JSON)")
+    table.add_argument("--bench", help="benchmark file used for the lookups")
+    table.add_argument("--data", help="the config's data block as JSON (locates the benchmark)")
+    table.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
+    table.set_defaults(func=_cmd_nb201_table)
+    theta = report.add_parser("theta-plot", help="theta over epochs with pruning events")
+    theta.add_argument("--run", required=True, help="one search record (JSON)")
+    theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")
+    theta.set_defaults(func=_cmd_theta_plot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; user errors print one clear line and exit 2 without a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DDPNASError as exc:
+        print(f"ddpnas: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

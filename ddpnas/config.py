@@ -1,0 +1,91 @@
+"""Config loading and validation against the one JSON schema the pipeline also uses."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ddpnas.errors import ConfigError
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The config schema (also linked as workflow/schemas/config.schema.yaml)."""
+    text = resources.files("ddpnas").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _validator(subschema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    root = schema()
+    resolved = {**subschema, "$defs": root["$defs"]}
+    cls = jsonschema.validators.validator_for(root)
+    return cls(resolved)
+
+
+def _describe(error: jsonschema.ValidationError, where: str) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    key = f"{where}.{path}" if path else where
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        hint = f"allowed keys: {', '.join(allowed)}" if allowed else "see the schema"
+        return f"{key}: {error.message} ({hint})"
+    return f"{key}: {error.message}"
+
+
+def _fill_defaults(instance: Any, subschema: dict[str, Any]) -> Any:
+    """Return a copy of ``instance`` with schema defaults filled in, recursing into objects."""
+    if "$ref" in subschema:
+        name = subschema["$ref"].rsplit("/", 1)[-1]
+        subschema = schema()["$defs"][name]
+    if not isinstance(instance, dict):
+        return instance
+    out = copy.deepcopy(instance)
+    for key, prop in subschema.get("properties", {}).items():
+        if key not in out and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+        if key in out:
+            out[key] = _fill_defaults(out[key], prop)
+    extra = subschema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in out:
+            if key not in subschema.get("properties", {}):
+                out[key] = _fill_defaults(out[key], extra)
+    return out
+
+
+def validate(instance: Any, subschema: dict[str, Any] | None = None, where: str = "config") -> Any:
+    """Validate, then fill defaults; raise ConfigError naming every offending key."""
+    subschema = subschema or schema()
+    errors = sorted(
+        _validator(subschema).iter_errors(instance), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        lines = "\n  ".join(_describe(e, where) for e in errors)
+        raise ConfigError(
+            f"invalid {where}:\n  {lines}\nFix the key(s) above; the schema is "
+            "workflow/schemas/config.schema.yaml."
+        )
+    return _fill_defaults(instance, subschema)
+
+
+def validate_search(spec: Any, name: str = "search") -> dict[str, Any]:
+    """Validate one search experiment (the ``searches.<name>`` block)."""
+    return validate(spec, {"$ref": "#/$defs/search"}, where=f"searches.{name}")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return validate(raw if raw is not None else {}, where=str(path))

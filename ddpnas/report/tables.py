@@ -1,0 +1,138 @@
+"""Result tables: our measured runs beside the published figures (CSV + Markdown + LaTeX)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ddpnas.errors import DDPNASError
+from ddpnas.nasbench import NB201Bench
+from ddpnas.utils import atomic_write
+
+# Table column -> NAS-Bench-201 metric (200-epoch figures, as in the NAS-Bench-201 paper's table).
+NB201_COLUMNS = {
+    "c10_valid": "cifar10_valid_valid_acc",
+    "c10_test": "cifar10_test_acc",
+    "c100_valid": "cifar100_valid_acc",
+    "c100_test": "cifar100_test_acc",
+    "in16_valid": "imagenet16_120_valid_acc",
+    "in16_test": "imagenet16_120_test_acc",
+}
+HEADERS = {
+    "c10_valid": "C10 valid",
+    "c10_test": "C10 test",
+    "c100_valid": "C100 valid",
+    "c100_test": "C100 test",
+    "in16_valid": "IN16 valid",
+    "in16_test": "IN16 test",
+}
+
+
+@cache
+def published() -> dict[str, Any]:
+    """The published figures shipped with the package (ddpnas/report/published.yaml)."""
+    return yaml.safe_load(resources.files("ddpnas.report").joinpath("published.yaml").read_text())
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read search records; a missing or torn file is an error naming it."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DDPNASError(f"cannot read search record {path}: {exc}; rerun its search") from exc
+    return runs
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
+    """One row per experiment (mean ± std over seeds), then the published rows and the optimum."""
+    rows = []
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_exp.setdefault(run["experiment"], []).append(run)
+    for name, group in by_exp.items():
+        records = [bench.query(r["arch"], hp="200") for r in group]
+        row: dict[str, Any] = {
+            "method": group[0]["label"],
+            "source": f"ours: {name}",
+            "runs": len(group),
+        }
+        for col, metric in NB201_COLUMNS.items():
+            row[col], row[f"{col}_std"] = _mean_std([rec[metric] for rec in records])
+        row["search_epochs"] = _mean_std([r["epochs"] for r in group])[0]
+        row["search_seconds"] = _mean_std([r["search_seconds"] for r in group])[0]
+        row["simulated_seconds"] = _mean_std([r["simulated_seconds"] for r in group])[0]
+        row["hardware"] = group[0]["environment"]["hardware"]
+        archs = pd.Series([r["arch"] for r in group]).value_counts()
+        row["arch"] = f"{archs.index[0]} ({archs.iloc[0]}/{len(group)})"
+        rows.append(row)
+    pub = published()["nb201"]
+    for entry in pub["rows"]:
+        mark = "" if entry["checked"] else " [unchecked]"
+        row = {"method": entry["method"] + mark, "source": pub["source"], "runs": np.nan}
+        std = entry.get("std", [np.nan] * len(pub["columns"]))
+        for col, mean, sd in zip(pub["columns"], entry["mean"], std, strict=True):
+            row[col], row[f"{col}_std"] = mean, sd
+        rows.append(row)
+    optimum = {
+        "method": "optimum (200-epoch, over all 15,625 cells)",
+        "source": f"{bench.backend} back-end: {Path(bench.source).name}",
+        "runs": np.nan,
+    }
+    for col, metric in NB201_COLUMNS.items():
+        optimum[col] = bench.optimum(metric)
+    rows.append(optimum)
+    return pd.DataFrame(rows)
+
+
+def _fmt(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def _fmt_cost(row: pd.Series) -> str:
+    if pd.isna(row.get("search_seconds")):
+        return "-"
+    cost = f"{row['search_seconds']:.1f} s on {row['hardware']}"
+    if row.get("simulated_seconds"):
+        cost += f" (simulated training {row['simulated_seconds'] / 3600:.2f} h)"
+    return cost
+
+
+def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable version of :func:`nb201_rows` for Markdown and LaTeX."""
+    out = pd.DataFrame({"Method": df["method"]})
+    out["Runs"] = df["runs"].map(lambda n: "-" if pd.isna(n) else str(int(n)))
+    for col, head in HEADERS.items():
+        out[head] = [_fmt(m, s) for m, s in zip(df[col], df[f"{col}_std"], strict=True)]
+    out["Search epochs"] = df.get("search_epochs", pd.Series(np.nan, index=df.index)).map(
+        lambda e: "-" if pd.isna(e) else f"{e:g}"
+    )
+    out["Search cost (measured)"] = df.apply(_fmt_cost, axis=1)
+    out["Source"] = df["source"]
+    return out
+
+
+def write_table(df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str) -> None:
+    """Write ``stem``.csv (raw numbers), .md and .tex (formatted), each atomically."""
+    stem = Path(stem)
+    atomic_write(stem.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+    markdown = f"# {title}\n\n{display.to_markdown(index=False)}\n"
+    atomic_write(stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
+    latex = display.to_latex(index=False, caption=title, escape=True)
+    atomic_write(stem.with_suffix(".tex"), lambda tmp: tmp.write_text(latex))

@@ -1,0 +1,105 @@
+"""DDPNAS: sample from a joint categorical distribution, credit, update and prune dynamically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ddpnas.distribution import JointCategorical
+from ddpnas.spaces.base import Arch, SearchSpace
+from ddpnas.strategies.base import Strategy
+
+SAMPLING = ("round_robin", "distribution")
+
+
+class DDPNAS(Strategy):
+    """Dynamic distribution pruning (see ../shared/reference/ddpnas_method.md).
+
+    A round lasts k epochs when k ops survive per edge; every ``pruning_step`` rounds theta is
+    updated from the credited accuracies and one op per edge is pruned. The search stops as soon as
+    one op per edge survives, after exactly ``pruning_step * (K + ... + 2)`` epochs.
+    """
+
+    name = "ddpnas"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        pruning_step: int = 3,
+        temperature: float = 100.0,
+        momentum: float = 0.9,
+        sampling: str = "round_robin",
+    ) -> None:
+        super().__init__(space)
+        if pruning_step < 1:
+            raise ValueError(f"pruning_step must be >= 1, got {pruning_step}")
+        if sampling not in SAMPLING:
+            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
+        self.pruning_step = pruning_step
+        self.sampling = sampling
+        self.dist = JointCategorical(
+            space.num_edges, space.num_ops, temperature=temperature, momentum=momentum
+        )
+        self._epoch_in_round = 0
+        self._rounds_since_update = 0
+        self._order: list[list[int]] = []
+
+    def propose(self, rng: np.random.Generator) -> Arch:
+        if self.done():
+            raise RuntimeError("search is finished; nothing left to sample")
+        if self.sampling == "distribution":
+            return self.dist.sample(rng)
+        if self._epoch_in_round == 0:
+            self._order = [
+                [int(k) for k in rng.permutation(self.dist.alive(e))]
+                for e in range(self.space.num_edges)
+            ]
+        return tuple(order[self._epoch_in_round] for order in self._order)
+
+    def observe(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+        self.dist.credit(arch, float(metrics["valid_acc"]))
+
+    def step(self) -> dict[str, Any]:
+        self._epoch_in_round += 1
+        if self._epoch_in_round < self.dist.num_alive:
+            return {}
+        self.dist.end_round()
+        self._epoch_in_round = 0
+        self._rounds_since_update += 1
+        if self._rounds_since_update < self.pruning_step:
+            return {}
+        self._rounds_since_update = 0
+        self.dist.update(self.pruning_step)
+        pruned = self.dist.prune()
+        return {"pruned": [self.space.ops[k] for k in pruned]}
+
+    def done(self) -> bool:
+        return self.dist.num_alive == 1
+
+    def result(self) -> Arch:
+        if not self.done():
+            raise RuntimeError("search has not converged yet")
+        return self.dist.argmax()
+
+    def planned_epochs(self) -> int:
+        return self.pruning_step * sum(range(2, self.space.num_ops + 1))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"theta": np.round(self.dist.theta, 6).tolist()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "dist": self.dist.state_dict(),
+            "epoch_in_round": self._epoch_in_round,
+            "rounds_since_update": self._rounds_since_update,
+            "order": self._order,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dist.load_state_dict(state["dist"])
+        self._epoch_in_round = int(state["epoch_in_round"])
+        self._rounds_since_update = int(state["rounds_since_update"])
+        self._order = [list(map(int, o)) for o in state["order"]]

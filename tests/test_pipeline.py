@@ -1,0 +1,195 @@
+"""End to end: the CLI, a SIGKILLed search that resumes, and the Snakemake pipeline on ci.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, require
+
+from ddpnas.cli import main
+from ddpnas.evaluate import TabularEvaluator
+from ddpnas.spaces.nb201 import NB201Space
+
+
+def _env(cache_dir: Path) -> dict[str, str]:
+    """Subprocess environment: this interpreter's scripts first, the shared decode cache."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DDPNAS_CACHE": str(cache_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _ci_config(tmp_path: Path, **ws_overrides: object) -> Path:
+    """config/ci.yaml with an absolute data root, so it works from any working directory."""
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config["data"]["root"] = str(require(SHARED_DATA))
+    config["searches"]["nb201-ddpnas-ws"].update(ws_overrides)
+    path = tmp_path / "ci.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _strip(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_tabular_reward_is_the_200_epoch_validation_accuracy(bench) -> None:
+    """Published defect 4: results were looked up with the 12-epoch schedule."""
+    space = NB201Space()
+    evaluator = TabularEvaluator(bench, space, seed=0)
+    arch_str = bench.arch_str(1)
+    arch = space.str_to_arch(arch_str)
+    row = pd.read_csv(NB201_TABLE).iloc[1]
+    assert evaluator.evaluate(arch)["valid_acc"] == pytest.approx(
+        row["cifar10_valid_valid_acc"] / 100
+    )
+    assert row["cifar10_valid_valid_acc"] != row["cifar10_valid_valid_acc_12ep"]
+    assert bench.query(arch_str)["cifar10_test_acc"] == pytest.approx(row["cifar10_test_acc"])
+
+
+def test_cli_tabular_search_writes_a_complete_record(tmp_path: Path, bench) -> None:
+    out = tmp_path / "run.json"
+    code = main(
+        [
+            "search",
+            "--config",
+            str(_ci_config(tmp_path)),
+            "--experiment",
+            "nb201-ddpnas-tabular",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    record = json.loads(out.read_text())
+    assert record["epochs"] == 42 == len(record["history"])
+    NB201Space().str_to_arch(record["arch"])
+    assert record["simulated_seconds"] > 0 and record["search_seconds"] > 0
+    assert {"torch", "hardware", "python"} <= set(record["environment"])
+    pruned = [h["events"]["pruned"] for h in record["history"] if h["events"]]
+    assert len(pruned) == 4 and all(len(p) == 6 for p in pruned)
+
+
+def test_cli_rejects_a_bad_arch_and_missing_data(tmp_path: Path, capsys) -> None:
+    assert (
+        main(
+            [
+                "nb201",
+                "lookup",
+                "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                "--source",
+                str(require(NB201_TABLE)),
+            ]
+        )
+        == 2
+    )
+    assert "nor_conv_9x9" in capsys.readouterr().err
+    assert main(["nb201", "lookup", "0", "--source", str(tmp_path / "nowhere.csv.gz")]) == 2
+    assert "nowhere.csv.gz" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkilled_search_resumes_to_the_same_result(tmp_path: Path, cache_dir: Path) -> None:
+    require(CIFAR_ZIP)
+    config = _ci_config(tmp_path, strategy_args={"pruning_step": 2})
+    env = _env(cache_dir)
+
+    def command(name: str) -> list[str]:
+        return [
+            "ddpnas",
+            "search",
+            "--config",
+            str(config),
+            "--experiment",
+            "nb201-ddpnas-ws",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / f"{name}.json"),
+            "--checkpoint",
+            str(tmp_path / f"{name}.pt"),
+        ]
+
+    subprocess.run(command("whole"), env=env, check=True, capture_output=True)
+    victim = subprocess.Popen(
+        command("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ckpt = tmp_path / "killed.pt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if ckpt.exists() and len(torch.load(ckpt, weights_only=True)["history"]) >= 5:
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "killed.json").exists(), "the run finished before it could be killed"
+    subprocess.run(command("killed"), env=env, check=True, capture_output=True)
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    resumed = json.loads((tmp_path / "killed.json").read_text())
+    assert resumed["resumed_from_epoch"] >= 5
+    assert resumed["arch"] == whole["arch"]
+    assert _strip(resumed["history"]) == _strip(whole["history"])
+
+
+@pytest.mark.slow
+def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
+    require(CIFAR_ZIP)
+    config = _ci_config(tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--cores",
+            "2",
+        ],
+        env=_env(cache_dir),
+        check=True,
+        capture_output=True,
+    )
+    results = tmp_path / "results"
+    table = pd.read_csv(results / "tables" / "nb201.csv")
+    ours = table[table["source"].str.startswith("ours")].set_index("source")
+    assert set(ours.index) == {"ours: nb201-ddpnas-tabular", "ours: nb201-ddpnas-ws"}
+    tabular = ours.loc["ours: nb201-ddpnas-tabular"]
+    assert tabular["runs"] == 3 and tabular["search_epochs"] == 42
+    records = [
+        json.loads((results / "search" / "nb201-ddpnas-tabular" / f"seed{s}.json").read_text())
+        for s in range(3)
+    ]
+    c10 = [bench.query(r["arch"])["cifar10_test_acc"] for r in records]
+    assert tabular["c10_test"] == pytest.approx(pd.Series(c10).mean())
+    assert tabular["c10_test_std"] == pytest.approx(pd.Series(c10).std())
+    assert ours.loc["ours: nb201-ddpnas-ws", "search_epochs"] == 14
+    assert (ours["search_seconds"] > 0).all()
+    optimum = table[table["method"].str.startswith("optimum")].iloc[0]
+    assert optimum["c10_test"] == pytest.approx(94.37, abs=0.01)
+    assert optimum["c10_valid"] == pytest.approx(91.61, abs=0.01)
+    assert "RSPS" in set(table["method"])
+    markdown = (results / "tables" / "nb201.md").read_text()
+    assert "± " in markdown and "NAS-Bench-201" in markdown
+    for exp in ("nb201-ddpnas-tabular", "nb201-ddpnas-ws"):
+        png = results / "figures" / f"theta_{exp}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert (results / "benchmarks" / "search" / exp / "seed0.tsv").exists()

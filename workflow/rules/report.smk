@@ -1,0 +1,34 @@
+# Stage 6: tables beside the published figures, and figures.
+
+
+rule nb201_table:
+    input:
+        search_records("nb201"),
+    output:
+        csv="results/tables/nb201.csv",
+        md=report("results/tables/nb201.md", category="Tables", labels={"table": "NAS-Bench-201"}),
+        tex="results/tables/nb201.tex",
+    log:
+        "results/logs/tables/nb201.log",
+    benchmark:
+        "results/benchmarks/tables/nb201.tsv"
+    params:
+        data=json.dumps(config["data"]),
+    shell:
+        "ddpnas report nb201-table --runs {input} --out results/tables/nb201"
+        " --data {params.data:q} > {log} 2>&1"
+
+
+rule theta_figure:
+    input:
+        lambda w: f"results/search/{w.exp}/seed{figure_seed(w)}.json",
+    output:
+        report(
+            "results/figures/theta_{exp}.png",
+            category="Figures",
+            labels={"figure": "theta", "experiment": "{exp}"},
+        ),
+    log:
+        "results/logs/figures/theta_{exp}.log",
+    shell:
+        "ddpnas report theta-plot --run {input} --out {output} > {log} 2>&1"

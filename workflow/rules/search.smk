@@ -1,0 +1,23 @@
+# Stage 1: one search per (experiment, seed). Killed jobs resume from their checkpoint.
+
+
+rule search:
+    output:
+        "results/search/{exp}/seed{seed}.json",
+    log:
+        "results/logs/search/{exp}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/search/{exp}/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        spec=lambda w: json.dumps(config["searches"][w.exp]),
+        data=json.dumps(config["data"]),
+        checkpoint="results/checkpoints/{exp}/seed{seed}.pt",
+    threads: config["threads"]
+    resources:
+        gpu=uses_gpu,
+    shell:
+        "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
+        " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
+        " --device {config[device]} --threads {threads} > {log} 2>&1"
