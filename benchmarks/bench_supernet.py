@@ -1,10 +1,13 @@
-"""Time single-path NB201 supernet training against the standalone network of the same arch.
+"""Time single-path supernet training against the standalone network of the same arch.
 
 DDPNAS trains the supernet one sampled path at a time; its cost claim holds only if that path costs
 about what the standalone net costs. Blocks of steps alternate between the two so that drift
-(thermal, other load) hits both alike.
+(thermal, other load) hits both alike. Spaces: NAS-Bench-201 (default) and the DARTS cell space
+(search network: 16 channels, 8 cells, batch 64 as in the DARTS search; the default DARTS arch puts
+each of the 7 non-zero ops on 4 edges, since a sampled 'none' would only make the path cheaper).
 
     PYTHONPATH=. python benchmarks/bench_supernet.py --device cpu --batch 64 --steps 30
+    PYTHONPATH=. python benchmarks/bench_supernet.py --space darts --batch 64 --layers 8
 
 (or without PYTHONPATH once the package is installed with `pip install -e .`).
 """
@@ -20,12 +23,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ddpnas.spaces.base import Arch
+from ddpnas.spaces.darts import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
 
 DEFAULT_ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|"
     "+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 )
+DEFAULT_DARTS_ARCH = DartsSpace().arch_to_str(tuple(1 + e % 7 for e in range(28)))
 
 
 def machine(device: torch.device) -> str:
@@ -72,6 +78,28 @@ def timed_block(step: Callable[[], None], steps: int, device: torch.device) -> f
     return (time.perf_counter() - start) / steps
 
 
+def build(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Arch, str]:
+    """Supernet, standalone net with the supernet's BN setting, the arch, and a description."""
+    if args.space == "nb201":
+        nb201 = NB201Space()
+        arch = nb201.str_to_arch(args.arch or DEFAULT_ARCH)
+        supernet: nn.Module = nb201.supernet(C=args.C, N=args.N)
+        standalone: nn.Module = nb201.standalone(
+            arch, C=args.C, N=args.N, affine=False, track_running_stats=False
+        )
+        return supernet, standalone, arch, f"arch {nb201.arch_to_str(arch)}, C={args.C}, N={args.N}"
+    darts = DartsSpace()
+    arch = darts.str_to_arch(args.arch or DEFAULT_DARTS_ARCH)
+    supernet = darts.supernet(C=args.C, layers=args.layers)
+    standalone = darts.standalone(arch, C=args.C, layers=args.layers)
+    return (
+        supernet,
+        standalone,
+        arch,
+        f"arch {darts.arch_to_str(arch)}, C={args.C}, layers={args.layers}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -79,21 +107,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per network")
     parser.add_argument("--block", type=int, default=5, help="steps per alternating block")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per network")
+    parser.add_argument("--space", choices=["nb201", "darts"], default="nb201")
     parser.add_argument("--C", type=int, default=16)
-    parser.add_argument("--N", type=int, default=5)
-    parser.add_argument("--arch", default=DEFAULT_ARCH, help="NAS-Bench-201 arch string")
+    parser.add_argument("--N", type=int, default=5, help="cells per stage (nb201)")
+    parser.add_argument("--layers", type=int, default=8, help="cells in all (darts)")
+    parser.add_argument("--arch", help="arch string of the space (default: a fixed mixed arch)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    space = NB201Space()
-    arch = space.str_to_arch(args.arch)
     torch.manual_seed(0)
-    supernet = space.supernet(C=args.C, N=args.N).to(device).train()
-    standalone = (
-        space.standalone(arch, C=args.C, N=args.N, affine=False, track_running_stats=False)
-        .to(device)
-        .train()
-    )
+    supernet, standalone, arch, description = build(args)
+    supernet.to(device).train()
+    standalone.to(device).train()
     x = torch.randn(args.batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     steps = {
@@ -113,7 +138,7 @@ def main() -> None:
         f"threads {torch.get_num_threads()}; device {device}"
     )
     print(
-        f"arch {args.arch}, C={args.C}, N={args.N}, batch {args.batch}, "
+        f"{description}, batch {args.batch}, "
         f"{len(times['standalone'])} blocks of {args.block} steps (median over blocks)\n"
     )
     print(f"| {'network':<24} | {'ms/step':>9} | {'images/s':>9} |")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -82,7 +83,7 @@ def _cmd_lookup(args: argparse.Namespace) -> None:
 def _cmd_nb201_table(args: argparse.Namespace) -> None:
     from ddpnas.experiment import nb201_source
     from ddpnas.nasbench import load_bench
-    from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, write_table
+    from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, provenance, write_table
 
     runs = load_runs(args.runs)
     bench = load_bench(args.bench or nb201_source(_json_arg(args.data, "--data")))
@@ -92,7 +93,14 @@ def _cmd_nb201_table(args: argparse.Namespace) -> None:
         nb201_display(df),
         args.out,
         "NAS-Bench-201: searched cells (200-epoch figures, mean ± std over seeds)",
+        notes=[*provenance(runs), UNCHECKED_NOTE],
     )
+
+
+UNCHECKED_NOTE = (
+    "[unchecked] marks published figures not yet read in their source: treat them as "
+    "approximate. Our rows look the searched cell up with the 200-epoch figures."
+)
 
 
 def _cmd_theta_plot(args: argparse.Namespace) -> None:
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; user errors print one clear line and exit 2 without a traceback."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         args.func(args)
     except DDPNASError as exc:

@@ -180,7 +180,7 @@ class NB201Bench(abc.ABC):
 
     @abc.abstractmethod
     def query(
-        self, arch: int | str, hp: str = "200", *, is_random: bool | int = False
+        self, arch: int | str, hp: str | int = "200", *, is_random: bool | int = False
     ) -> dict[str, float]:
         """Metrics of one architecture, keyed by the table's column names without ``_12ep``."""
 
@@ -226,7 +226,7 @@ class TableBench(NB201Bench):
         return cls(_read_table(path), path)
 
     def query(
-        self, arch: int | str, hp: str = "200", *, is_random: bool | int = False
+        self, arch: int | str, hp: str | int = "200", *, is_random: bool | int = False
     ) -> dict[str, float]:
         """Seed-averaged metrics; for hp="12" only the :data:`METRICS_12EP` keys exist."""
         hp = _check_hp(hp)
@@ -300,7 +300,7 @@ class OfficialBench(NB201Bench):
         return found
 
     def query(
-        self, arch: int | str, hp: str = "200", *, is_random: bool | int = False
+        self, arch: int | str, hp: str | int = "200", *, is_random: bool | int = False
     ) -> dict[str, float]:
         """Metrics of the official record; is_random as in the official get_more_info."""
         hp = _check_hp(hp)

@@ -8,6 +8,7 @@ checkpointed atomically, so a run killed at any point resumes to the same result
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ddpnas.strategies.base import Strategy
 from ddpnas.utils import atomic_write
 
 CHECKPOINT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class Evaluator(Protocol):
@@ -139,6 +141,17 @@ def run_search(
                     },
                 )
             bar.set_postfix(valid_acc=f"{metrics['valid_acc']:.3f}")
+            if not show:  # a log line per epoch instead of a bar when nobody watches a terminal
+                log.info(
+                    "%s epoch %d/%s %s valid_acc=%.4f %.2fs %s",
+                    strategy.name,
+                    epoch + 1,
+                    planned or "?",
+                    history[-1]["arch"],
+                    metrics["valid_acc"],
+                    seconds,
+                    events or "",
+                )
             bar.update()
     simulated = sum(h.get("sim_seconds", 0.0) for h in history)
     return SearchOutcome(strategy.result(), history, wall, simulated, resumed_from)

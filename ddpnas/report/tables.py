@@ -26,6 +26,11 @@ NB201_COLUMNS = {
     "in16_valid": "imagenet16_120_valid_acc",
     "in16_test": "imagenet16_120_test_acc",
 }
+# The spec blocks that matter for each evaluation mode (the others hold unused defaults).
+RELEVANT = {
+    "tabular": ("space", "strategy", "strategy_args", "tabular"),
+    "weight_sharing": ("space", "strategy", "strategy_args", "supernet", "train"),
+}
 HEADERS = {
     "c10_valid": "C10 valid",
     "c10_test": "C10 test",
@@ -54,8 +59,9 @@ def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std; the std of a single run is unknown (NaN), not zero."""
     arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
 def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
@@ -108,7 +114,7 @@ def _fmt(mean: float, std: float) -> str:
 def _fmt_cost(row: pd.Series) -> str:
     if pd.isna(row.get("search_seconds")):
         return "-"
-    cost = f"{row['search_seconds']:.1f} s on {row['hardware']}"
+    cost = f"{row['search_seconds']:.3g} s on {row['hardware']}"
     if row.get("simulated_seconds"):
         cost += f" (simulated training {row['simulated_seconds'] / 3600:.2f} h)"
     return cost
@@ -128,11 +134,36 @@ def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str) -> None:
+def provenance(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per experiment: seeds, architecture(s), hardware and versions behind our rows."""
+    lines = []
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_exp.setdefault(run["experiment"], []).append(run)
+    for name, group in by_exp.items():
+        env = group[0]["environment"]
+        seeds = sorted(r["seed"] for r in group)
+        archs = pd.Series([r["arch"] for r in group]).value_counts()
+        found = "; ".join(f"`{a}` x{n}" for a, n in archs.items())
+        spec = json.dumps(
+            {k: v for k, v in group[0]["spec"].items() if k in RELEVANT[group[0]["mode"]]}
+        )
+        lines.append(
+            f"**{name}** ({group[0]['label']}): seeds {seeds}; spec `{spec}`;"
+            f" {env['hardware']}, torch {env['torch']}, Python {env['python']}, "
+            f"ddpnas {env['ddpnas']}. Found: {found}."
+        )
+    return lines
+
+
+def write_table(
+    df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str] = ()
+) -> None:
     """Write ``stem``.csv (raw numbers), .md and .tex (formatted), each atomically."""
     stem = Path(stem)
     atomic_write(stem.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
-    markdown = f"# {title}\n\n{display.to_markdown(index=False)}\n"
+    footer = "".join(f"\n- {note}" for note in notes)
+    markdown = f"# {title}\n\n{display.to_markdown(index=False)}\n{footer}\n"
     atomic_write(stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
     latex = display.to_latex(index=False, caption=title, escape=True)
     atomic_write(stem.with_suffix(".tex"), lambda tmp: tmp.write_text(latex))

@@ -9,7 +9,11 @@ def get_space(name: str) -> SearchSpace:
         from ddpnas.spaces.nb201 import NB201Space
 
         return NB201Space()
-    raise KeyError(f"unknown search space {name!r}; known: nb201")
+    if name == "darts":
+        from ddpnas.spaces.darts import DartsSpace
+
+        return DartsSpace()
+    raise KeyError(f"unknown search space {name!r}; known: nb201, darts")
 
 
 __all__ = ["Arch", "SearchSpace", "get_space"]

@@ -48,7 +48,8 @@ class SearchSpace(ABC):
         for e, a in enumerate(arch):
             if not 0 <= a < self.num_ops:
                 raise ArchError(
-                    f"{self.name}: op index {a} on edge {e} is outside 0..{self.num_ops - 1}")
+                    f"{self.name}: op index {a} on edge {e} is outside 0..{self.num_ops - 1}"
+                )
         return arch
 
     @abstractmethod

@@ -31,3 +31,8 @@ def figure_seed(wildcards):
 
 def uses_gpu(wildcards):
     return int(config["searches"][wildcards.exp]["mode"] == "weight_sharing")
+
+
+def search_threads(wildcards):
+    """Tabular lookups need one core; training uses the configured threads."""
+    return config["threads"] if uses_gpu(wildcards) else 1

@@ -8,6 +8,8 @@ rule nb201_table:
         csv="results/tables/nb201.csv",
         md=report("results/tables/nb201.md", category="Tables", labels={"table": "NAS-Bench-201"}),
         tex="results/tables/nb201.tex",
+    conda:
+        "../envs/ddpnas.yaml"
     log:
         "results/logs/tables/nb201.log",
     benchmark:
@@ -28,6 +30,8 @@ rule theta_figure:
             category="Figures",
             labels={"figure": "theta", "experiment": "{exp}"},
         ),
+    conda:
+        "../envs/ddpnas.yaml"
     log:
         "results/logs/figures/theta_{exp}.log",
     shell:

@@ -4,6 +4,8 @@
 rule search:
     output:
         "results/search/{exp}/seed{seed}.json",
+    conda:
+        "../envs/ddpnas.yaml"
     log:
         "results/logs/search/{exp}/seed{seed}.log",
     benchmark:
@@ -14,10 +16,11 @@ rule search:
         spec=lambda w: json.dumps(config["searches"][w.exp]),
         data=json.dumps(config["data"]),
         checkpoint="results/checkpoints/{exp}/seed{seed}.pt",
-    threads: config["threads"]
+        device=config["device"],
+    threads: search_threads
     resources:
         gpu=uses_gpu,
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
         " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
-        " --device {config[device]} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
