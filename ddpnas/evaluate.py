@@ -1,13 +1,14 @@
-"""Evaluators: how the engine turns a proposed architecture into a validation accuracy.
+"""Evaluators: how the engine trains along a plan and turns architectures into accuracies.
 
 ``TabularEvaluator`` reads the NAS-Bench-201 table (optionally with Gaussian noise that mimics
 seed-to-seed variation) and charges the table's simulated training time; ``SupernetEvaluator``
-trains the shared supernet weights for one epoch along the proposed single path and measures the
-path's top-1 on the validation split.
+trains the shared supernet weights for one epoch along a fixed single path or a per-batch
+:class:`~ddpnas.strategies.base.TrainingPlan`, and measures a path's top-1 on the validation split.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,14 +16,21 @@ import torch
 from torch import nn
 
 from ddpnas.data import ImageSet, iterate_batches
+from ddpnas.errors import ConfigError
 from ddpnas.nasbench import NB201Bench
 from ddpnas.spaces.base import Arch, SearchSpace
+from ddpnas.strategies.base import Batch, Path, StepContext, TrainingPlan
 
 NB201_EPOCHS = 200
 
 
 class TabularEvaluator:
-    """Reward = the table's 200-epoch validation accuracy of ``metric`` (+ noise), as a fraction."""
+    """Reward = the table's validation accuracy of ``metric`` at schedule ``hp`` (+ noise).
+
+    Each training epoch charges ``charge_epochs`` epochs of the architecture's simulated training
+    time (the table's 200-epoch ``cifar10_valid_train_seconds`` / 200 per epoch): 1 for a search
+    epoch, 12 for one query of the 12-epoch schedule (random search as in NAS-Bench-201).
+    """
 
     def __init__(
         self,
@@ -33,6 +41,7 @@ class TabularEvaluator:
         noise_std: float = 0.0,
         metric: str = "cifar10_valid_valid_acc",
         hp: str = "200",
+        charge_epochs: int = 1,
     ) -> None:
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
@@ -41,14 +50,25 @@ class TabularEvaluator:
         self.noise_std = float(noise_std)
         self.metric = metric
         self.hp = hp
+        self.charge_epochs = charge_epochs
         self.rng = np.random.Generator(np.random.PCG64([seed, 201]))
 
-    def train(self, arch: Arch, epoch: int, generator: torch.Generator) -> dict[str, float]:
-        """Nothing to train; charge one epoch of the table's simulated training time."""
-        record = self.bench.query(self.space.arch_to_str(arch), hp="200")
-        return {"sim_seconds": record["cifar10_valid_train_seconds"] / NB201_EPOCHS}
+    def train(
+        self, what: Arch | TrainingPlan, epoch: int, generator: torch.Generator
+    ) -> dict[str, float]:
+        """Nothing to train; charge the simulated training time of the architecture."""
+        if not isinstance(what, tuple):
+            raise ConfigError(
+                "tabular mode has no supernet to train along a per-batch plan; run this "
+                "strategy with mode: weight_sharing"
+            )
+        record = self.bench.query(self.space.arch_to_str(what), hp="200")
+        per_epoch = record["cifar10_valid_train_seconds"] / NB201_EPOCHS
+        return {"sim_seconds": per_epoch * self.charge_epochs}
 
-    def evaluate(self, arch: Arch) -> dict[str, float]:
+    def evaluate(
+        self, arch: Arch, *, images: int | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
         accuracy = self.bench.query(self.space.arch_to_str(arch), hp=self.hp)[self.metric]
         if self.noise_std:
             accuracy += self.rng.normal(0.0, self.noise_std)
@@ -61,8 +81,21 @@ class TabularEvaluator:
         self.rng.bit_generator.state = state["rng"]
 
 
+class FixedPath:
+    """The plan of a strategy that trains one architecture for a whole epoch (DDPNAS)."""
+
+    def __init__(self, arch: Arch) -> None:
+        self.arch = arch
+
+    def path(self) -> Path:
+        return self.arch
+
+    def before_weight_step(self, ctx: StepContext) -> None:
+        """No architecture step."""
+
+
 class SupernetEvaluator:
-    """Single-path training of a supernet with SGD + cosine LR over the planned search epochs."""
+    """Supernet training with SGD + cosine LR over the planned search epochs."""
 
     def __init__(
         self,
@@ -97,7 +130,25 @@ class SupernetEvaluator:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs)
         self.criterion = nn.CrossEntropyLoss()
 
-    def train(self, arch: Arch, epoch: int, generator: torch.Generator) -> dict[str, float]:
+    def _valid_stream(self, generator: torch.Generator) -> Iterator[Batch]:
+        """Endless shuffled validation batches (DARTS's architecture steps draw from it)."""
+        while True:
+            yield from iterate_batches(
+                self.valid_set.images,
+                self.valid_set.labels,
+                self.batch_size,
+                shuffle=True,
+                augment=False,
+                generator=generator,
+                device=self.device,
+            )
+
+    def train(
+        self, what: Arch | TrainingPlan, epoch: int, generator: torch.Generator
+    ) -> dict[str, float]:
+        plan = FixedPath(what) if isinstance(what, tuple) else what
+        valid_gen = torch.Generator().manual_seed(int(generator.initial_seed()) + 1)
+        valid = self._valid_stream(valid_gen)
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -111,8 +162,11 @@ class SupernetEvaluator:
             generator=generator,
             device=self.device,
         ):
+            plan.before_weight_step(
+                StepContext(self.model, self.criterion, self.optimizer, (x, y), lambda: next(valid))
+            )
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x, arch)
+            logits = self.model(x, plan.path())
             loss = self.criterion(logits, y)
             loss.backward()
             if self.grad_clip:
@@ -128,12 +182,19 @@ class SupernetEvaluator:
         }
 
     @torch.no_grad()
-    def evaluate(self, arch: Arch) -> dict[str, float]:
+    def evaluate(
+        self, arch: Arch, *, images: int | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
+        """Top-1 of one path on the validation split, or on ``images`` of it drawn at random."""
+        valid = self.valid_set
+        if images is not None and images < len(valid):
+            pick = torch.randperm(len(valid), generator=generator)[:images]
+            valid = valid.take(pick)
         self.model.eval()
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for x, y in iterate_batches(
-            self.valid_set.images,
-            self.valid_set.labels,
+            valid.images,
+            valid.labels,
             self.eval_batch_size,
             shuffle=False,
             augment=False,
@@ -141,7 +202,7 @@ class SupernetEvaluator:
             device=self.device,
         ):
             correct += (self.model(x, arch).argmax(1) == y).sum()
-        return {"valid_acc": correct.item() / len(self.valid_set.labels)}
+        return {"valid_acc": correct.item() / len(valid)}
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,10 @@
 """The one search loop shared by every strategy: epochs, checkpoints, resume, seeding, timing.
 
-Each epoch the strategy proposes an architecture, the evaluator trains it (weight sharing) or looks
-it up (tabular), the strategy observes the metrics of exactly that architecture and may update its
-state. After every epoch the whole state (strategy, evaluator, RNGs, history, time spent) is
-checkpointed atomically, so a run killed at any point resumes to the same result.
+Each epoch the strategy proposes an :class:`~ddpnas.strategies.base.EpochPlan`; the evaluator
+trains the shared weights along it (weight sharing) or charges its simulated cost (tabular) and
+validates the architectures the plan names; the strategy observes exactly those results and may
+update its state. After every epoch the whole state (strategy, evaluator, RNGs, history, time
+spent) is checkpointed atomically, so a run killed at any point resumes to the same result.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from ddpnas.errors import DDPNASError
 from ddpnas.spaces.base import Arch
-from ddpnas.strategies.base import Strategy
+from ddpnas.strategies.base import Strategy, TrainingPlan
 from ddpnas.utils import atomic_write
 
 CHECKPOINT_VERSION = 1
@@ -29,13 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class Evaluator(Protocol):
-    """Trains and scores the architecture a strategy proposed."""
+    """Trains the shared weights along a plan and scores architectures."""
 
-    def train(self, arch: Arch, epoch: int, generator: torch.Generator) -> dict[str, float]:
-        """One epoch of training ``arch`` (a no-op for tabular lookups); returns train metrics."""
+    def train(
+        self, what: Arch | TrainingPlan, epoch: int, generator: torch.Generator
+    ) -> dict[str, float]:
+        """One epoch of training (tabular: charge its simulated cost); returns train metrics."""
 
-    def evaluate(self, arch: Arch) -> dict[str, float]:
-        """Validation metrics of ``arch``; must include ``valid_acc`` in [0, 1]."""
+    def evaluate(
+        self, arch: Arch, *, images: int | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
+        """Validation metrics of ``arch`` (``valid_acc`` in [0, 1]), on ``images`` random images."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -51,16 +56,18 @@ class SearchOutcome:
     wall_seconds: float
     simulated_seconds: float
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
         return len(self.history)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """Data order of one epoch, a pure function of (seed, epoch) so resume needs no RNG replay."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """Data order of one epoch, a pure function of (seed, epoch) so resume needs no RNG replay.
+
+    ``stream`` separates independent uses within an epoch (0: training order, 1: validation).
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 4 + stream)
 
 
 def run_search(
@@ -109,18 +116,32 @@ def run_search(
             if epoch >= max_epochs:
                 raise DDPNASError(f"{strategy.name} did not converge within {max_epochs} epochs")
             start = time.perf_counter()
-            arch = strategy.propose(rng)
-            train_metrics = evaluator.train(arch, epoch, epoch_generator(seed, epoch))
-            metrics = evaluator.evaluate(arch)
-            strategy.observe(arch, metrics)
+            plan = strategy.propose(rng)
+            train_metrics = {}
+            if plan.train is not None:
+                train_metrics = evaluator.train(plan.train, epoch, epoch_generator(seed, epoch))
+            eval_gen = epoch_generator(seed, epoch, stream=1)
+            results = [
+                evaluator.evaluate(arch, images=plan.eval_images, generator=eval_gen)
+                for arch in plan.evaluate
+            ]
+            strategy.observe(plan, train_metrics, results)
             events = strategy.step()
             seconds = time.perf_counter() - start
             wall += seconds
+            trained = plan.train if isinstance(plan.train, tuple) else None
             history.append(
                 {
                     "epoch": epoch,
-                    "arch": strategy.space.arch_to_str(arch),
-                    **{k: float(v) for k, v in {**train_metrics, **metrics}.items()},
+                    "arch": None if trained is None else strategy.space.arch_to_str(trained),
+                    **{k: float(v) for k, v in train_metrics.items()},
+                    "evaluated": [
+                        {
+                            "arch": strategy.space.arch_to_str(a),
+                            **{k: float(v) for k, v in r.items()},
+                        }
+                        for a, r in zip(plan.evaluate, results, strict=True)
+                    ],
                     "events": events,
                     "state": strategy.snapshot(),
                     "seconds": seconds,
@@ -140,15 +161,17 @@ def run_search(
                         "wall_seconds": wall,
                     },
                 )
-            bar.set_postfix(valid_acc=f"{metrics['valid_acc']:.3f}")
+            best = max((r["valid_acc"] for r in results), default=float("nan"))
+            bar.set_postfix(valid_acc=f"{best:.3f}")
             if not show:  # a log line per epoch instead of a bar when nobody watches a terminal
                 log.info(
-                    "%s epoch %d/%s %s valid_acc=%.4f %.2fs %s",
+                    "%s epoch %d/%s trained %s; best valid_acc of %d evaluated %.4f; %.2fs %s",
                     strategy.name,
                     epoch + 1,
                     planned or "?",
-                    history[-1]["arch"],
-                    metrics["valid_acc"],
+                    history[-1]["arch"] or "a per-batch plan",
+                    len(results),
+                    best,
                     seconds,
                     events or "",
                 )

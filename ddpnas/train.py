@@ -117,14 +117,14 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     CPU, so the result does not depend on the device.
     """
     b, _, h, w = batch.shape
-    top = torch.randint(0, h, (b,), generator=generator) - size // 2
-    left = torch.randint(0, w, (b,), generator=generator) - size // 2
-    rows = torch.arange(h)
-    cols = torch.arange(w)
-    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)
-    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)
-    square = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-    return batch.masked_fill_(square.to(batch.device), 0.0)
+    device = batch.device
+    top = (torch.randint(0, h, (b, 1), generator=generator) - size // 2).to(device)
+    left = (torch.randint(0, w, (b, 1), generator=generator) - size // 2).to(device)
+    rows = torch.arange(h, device=device)
+    cols = torch.arange(w, device=device)
+    in_rows = (rows >= top) & (rows < top + size)
+    in_cols = (cols >= left) & (cols < left + size)
+    return batch.masked_fill_(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
 
 
 def retrain(

@@ -189,8 +189,8 @@ def test_state_dict_round_trip_mid_round() -> None:
     a, b = DDPNAS(space), DDPNAS(space)
     rng = np.random.default_rng(0)
     for _ in range(5):
-        arch = a.propose(rng)
-        a.observe(arch, {"valid_acc": 0.5})
+        plan = a.propose(rng)
+        a.observe(plan, {}, [{"valid_acc": 0.5}])
         a.step()
     b.load_state_dict(a.state_dict())
     r1, r2 = np.random.default_rng(9), np.random.default_rng(9)

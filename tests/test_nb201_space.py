@@ -198,3 +198,21 @@ def test_zero_node_feeds_later_ops_like_the_benchmark() -> None:
     for training in (True, False):
         cell.train(training)
         torch.testing.assert_close(cell(x, net.arch), torch.full_like(x, 0.7))
+
+
+def test_mixed_forward_with_one_hot_weights_is_the_single_path() -> None:
+    torch.manual_seed(2)
+    supernet = SPACE.supernet(C=4, N=1)
+    _randomise(supernet)
+    x = torch.randn(2, 3, 16, 16)
+    for arch in ARCHS[:4]:
+        one_hot = torch.nn.functional.one_hot(torch.tensor(arch), len(OPS)).float()
+        torch.testing.assert_close(supernet(x, one_hot), supernet(x, arch))
+
+
+def test_gradients_reach_the_mixed_weights() -> None:
+    torch.manual_seed(3)
+    supernet = SPACE.supernet(C=4, N=1)
+    alpha = torch.zeros(6, len(OPS), requires_grad=True)
+    supernet(torch.randn(2, 3, 16, 16), alpha.softmax(-1)).sum().backward()
+    assert alpha.grad is not None and (alpha.grad.abs().sum(dim=1) > 0).all()

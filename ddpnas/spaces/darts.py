@@ -338,9 +338,12 @@ class DartsSupernet(_SearchBody):
             track_running_stats,
         )
 
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        _check_arch(arch)
-        return self._run_path(x, arch)
+    def forward(self, x: torch.Tensor, path: Arch | torch.Tensor) -> torch.Tensor:
+        """Single path for an arch; mixed ops for a 28 x 8 weight tensor (normal rows first)."""
+        if isinstance(path, torch.Tensor):
+            return self.forward_mixed(x, path[:CELL_EDGES], path[CELL_EDGES:])
+        _check_arch(path)
+        return self._run_path(x, path)
 
     def forward_mixed(
         self, x: torch.Tensor, weights_normal: torch.Tensor, weights_reduce: torch.Tensor

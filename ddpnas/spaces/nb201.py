@@ -67,7 +67,9 @@ class NB201Cell(nn.Module):
             for names in ops_per_edge
         )
 
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch: Arch | torch.Tensor) -> torch.Tensor:
+        if isinstance(arch, torch.Tensor):
+            return self.forward_mixed(x, arch)
         nodes = [x]
         for inputs in NODE_INPUTS:
             total: torch.Tensor | None = None
@@ -79,6 +81,21 @@ class NB201Cell(nn.Module):
                 total = y if total is None else total + y
             # A node fed only by 'none' edges is the benchmark's zero tensor, seen by later ops.
             nodes.append(torch.zeros_like(x) if total is None else total)
+        return nodes[-1]
+
+    def forward_mixed(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """DARTS's relaxation: each edge is the weighted sum of its ops (``none`` adds nothing).
+
+        ``weights`` is E x K with rows already normalised; gradients flow into it.
+        """
+        nodes = [x]
+        for inputs in NODE_INPUTS:
+            total = torch.zeros_like(x)
+            for e, j in inputs:
+                for k, name in enumerate(OPS):
+                    if name != "none":
+                        total = total + weights[e, k] * self.edges[e][name](nodes[j])
+            nodes.append(total)
         return nodes[-1]
 
 
@@ -138,7 +155,7 @@ class _NB201Body(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(width, num_classes)
 
-    def _run(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, arch: Arch | torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for layer in self.cells:
             x = layer(x, arch) if isinstance(layer, NB201Cell) else layer(x)
@@ -159,7 +176,12 @@ class NB201Supernet(_NB201Body):
     ) -> None:
         super().__init__([OPS] * len(EDGES), C, N, num_classes, affine, track_running_stats)
 
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch: Arch | torch.Tensor) -> torch.Tensor:
+        """Single path for an arch; mixed ops (DARTS) for an E x K weight tensor."""
+        if isinstance(arch, torch.Tensor):
+            if tuple(arch.shape) != (len(EDGES), len(OPS)):
+                raise ValueError(f"nb201: mixed weights must be {len(EDGES)} x {len(OPS)}")
+            return self._run(x, arch)
         if len(arch) != len(EDGES) or not all(0 <= k < len(OPS) for k in arch):
             raise ArchError(f"nb201: {arch!r} is not {len(EDGES)} op indices in 0..{len(OPS) - 1}")
         return self._run(x, arch)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ddpnas.distribution import JointCategorical
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import Strategy
+from ddpnas.strategies.base import EpochPlan, Strategy
 
 SAMPLING = ("round_robin", "distribution")
 
@@ -47,19 +46,27 @@ class DDPNAS(Strategy):
         self._rounds_since_update = 0
         self._order: list[list[int]] = []
 
-    def propose(self, rng: np.random.Generator) -> Arch:
+    def propose(self, rng: np.random.Generator) -> EpochPlan:
+        """Train the sampled architecture for the epoch, then validate that same architecture."""
         if self.done():
             raise RuntimeError("search is finished; nothing left to sample")
         if self.sampling == "distribution":
-            return self.dist.sample(rng)
-        if self._epoch_in_round == 0:
-            self._order = [
-                [int(k) for k in rng.permutation(self.dist.alive(e))]
-                for e in range(self.space.num_edges)
-            ]
-        return tuple(order[self._epoch_in_round] for order in self._order)
+            arch = self.dist.sample(rng)
+        else:
+            if self._epoch_in_round == 0:
+                self._order = [
+                    [int(k) for k in rng.permutation(self.dist.alive(e))]
+                    for e in range(self.space.num_edges)
+                ]
+            arch = tuple(order[self._epoch_in_round] for order in self._order)
+        return EpochPlan(train=arch, evaluate=[arch])
 
-    def observe(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+    def observe(
+        self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]
+    ) -> None:
+        """Credit the validation accuracy to the architecture that was trained."""
+        (arch,), (metrics,) = plan.evaluate, results
+        assert plan.train == arch, "DDPNAS credits the architecture it trained"
         self.dist.credit(arch, float(metrics["valid_acc"]))
 
     def step(self) -> dict[str, Any]:
