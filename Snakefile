@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -23,5 +24,6 @@ rule all:
     input:
         search_records(),
         nb201_tables(),
+        cifar10_tables(),
         theta_figures(),
     default_target: True

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ddpnas.errors import DDPNASError
 
@@ -56,6 +57,56 @@ def _cmd_search(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_genotype(args: argparse.Namespace) -> None:
+    from ddpnas.report.tables import load_runs
+    from ddpnas.spaces.darts import Genotype
+    from ddpnas.utils import atomic_write
+
+    (record,) = load_runs([args.record])
+    if "genotype" not in record:
+        raise DDPNASError(
+            f"{args.record} is a {record['space']} search; only DARTS-space searches have one"
+        )
+    text = str(Genotype.parse(record["genotype"])) + "\n"
+    atomic_write(args.out, lambda tmp: tmp.write_text(text))
+
+
+def _cmd_retrain(args: argparse.Namespace) -> None:
+    import torch
+
+    from ddpnas.config import schema, validate
+    from ddpnas.data import load_cifar10, resolve_cache_dir, resolve_data_root
+    from ddpnas.spaces.darts import DartsSpace, Genotype
+    from ddpnas.train import RetrainConfig, retrain
+    from ddpnas.utils import resolve_device
+
+    try:
+        genotype = Genotype.parse(Path(args.genotype).read_text())
+    except OSError as exc:
+        raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+    block = validate(
+        _json_arg(args.retrain, "--retrain"), schema()["properties"]["retrain"], where="retrain"
+    )
+    data = _json_arg(args.data, "--data")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_set, test_set = load_cifar10(
+        resolve_data_root(data.get("root")),
+        cache_dir=resolve_cache_dir(data.get("cache")),
+        download=data.get("download", True),
+    )
+    space = DartsSpace()
+    result = retrain(
+        lambda: space.eval_network(genotype, num_classes=10, **block["network"]),
+        train_set,
+        test_set,
+        RetrainConfig(**block["protocol"], seed=args.seed),
+        device=resolve_device(args.device),
+        out_dir=args.out_dir,
+    )
+    print(f"{args.genotype}: test top-1 {result['test_acc']:.4f} after {result['epochs']} epochs")
+
+
 def _cmd_export_table(args: argparse.Namespace) -> None:
     from ddpnas.nasbench import export_table, load_bench
 
@@ -103,6 +154,28 @@ UNCHECKED_NOTE = (
 )
 
 
+def _cmd_cifar10_table(args: argparse.Namespace) -> None:
+    from ddpnas.report.tables import cifar10_display, cifar10_rows, load_runs, write_table
+
+    searches, retrains = load_runs(args.searches), load_runs(args.retrains)
+    if len(searches) != len(retrains):
+        raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
+    df = cifar10_rows(searches, retrains)
+    notes = [
+        f"**{s['experiment']}** seed {s['seed']}: `{s['genotype']}`; retrained "
+        f"{r['epochs']} epochs on {r['train_images']} images, tested on {r['test_images']}; "
+        f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
+        for s, r in zip(searches, retrains, strict=True)
+    ]
+    write_table(
+        df,
+        cifar10_display(df),
+        args.out,
+        "CIFAR-10 (DARTS cell space): test error of retrained cells",
+        notes=notes,
+    )
+
+
 def _cmd_theta_plot(args: argparse.Namespace) -> None:
     from ddpnas.report.plots import theta_figure
     from ddpnas.report.tables import load_runs
@@ -126,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--device", choices=["auto", "cpu", "cuda"])
     search.add_argument("--threads", type=int)
     search.set_defaults(func=_cmd_search)
+
+    genotype = sub.add_parser("genotype", help="the DARTS genotype of a DARTS-space search record")
+    genotype.add_argument("--record", required=True, help="search record (JSON)")
+    genotype.add_argument("--out", required=True, help="genotype text file")
+    genotype.set_defaults(func=_cmd_genotype)
+
+    retrain = sub.add_parser("retrain", help="retrain a DARTS genotype from scratch on CIFAR-10")
+    retrain.add_argument("--genotype", required=True, help="genotype text file")
+    retrain.add_argument("--retrain", help="the config's retrain block as JSON (network, protocol)")
+    retrain.add_argument("--data", help="the config's data block as JSON")
+    retrain.add_argument("--seed", type=int, default=0)
+    retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
+    retrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    retrain.add_argument("--threads", type=int)
+    retrain.set_defaults(func=_cmd_retrain)
 
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 utilities").add_subparsers(
         dest="nb201_command", required=True
@@ -151,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--data", help="the config's data block as JSON (locates the benchmark)")
     table.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
     table.set_defaults(func=_cmd_nb201_table)
+    c10 = report.add_parser("cifar10-table", help="CIFAR-10 table of retrained DARTS cells")
+    c10.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
+    c10.add_argument("--retrains", nargs="+", required=True, help="retrain result.json files")
+    c10.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
+    c10.set_defaults(func=_cmd_cifar10_table)
     theta = report.add_parser("theta-plot", help="theta over epochs with pruning events")
     theta.add_argument("--run", required=True, help="one search record (JSON)")
     theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")

@@ -38,15 +38,31 @@ def _describe(error: jsonschema.ValidationError, where: str) -> str:
     return f"{key}: {error.message}"
 
 
+def _deref(subschema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` into ``$defs``."""
+    if "$ref" in subschema:
+        return schema()["$defs"][subschema["$ref"].rsplit("/", 1)[-1]]
+    return subschema
+
+
+def _properties(instance: dict[str, Any], subschema: dict[str, Any]) -> dict[str, Any]:
+    """Property schemas, plus those an ``allOf: [{if, then}]`` branch adds for this instance."""
+    props = {key: _deref(prop) for key, prop in subschema.get("properties", {}).items()}
+    for branch in subschema.get("allOf", []):
+        if "if" in branch and _validator(branch["if"]).is_valid(instance):
+            for key, prop in branch["then"].get("properties", {}).items():
+                props[key] = {**props.get(key, {}), **_deref(prop)}
+    return props
+
+
 def _fill_defaults(instance: Any, subschema: dict[str, Any]) -> Any:
     """Return a copy of ``instance`` with schema defaults filled in, recursing into objects."""
-    if "$ref" in subschema:
-        name = subschema["$ref"].rsplit("/", 1)[-1]
-        subschema = schema()["$defs"][name]
+    subschema = _deref(subschema)
     if not isinstance(instance, dict):
         return instance
     out = copy.deepcopy(instance)
-    for key, prop in subschema.get("properties", {}).items():
+    props = _properties(out, subschema)
+    for key, prop in props.items():
         if key not in out and "default" in prop:
             out[key] = copy.deepcopy(prop["default"])
         if key in out:
@@ -54,7 +70,7 @@ def _fill_defaults(instance: Any, subschema: dict[str, Any]) -> Any:
     extra = subschema.get("additionalProperties")
     if isinstance(extra, dict):
         for key in out:
-            if key not in subschema.get("properties", {}):
+            if key not in props:
                 out[key] = _fill_defaults(out[key], extra)
     return out
 

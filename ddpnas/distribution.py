@@ -40,6 +40,8 @@ class JointCategorical:
         self.mask = np.ones((num_edges, num_ops), dtype=bool)
         self.theta = np.full((num_edges, num_ops), 1.0 / num_ops)
         self.velocity = np.zeros((num_edges, num_ops))
+        # Prune step (1, 2, ...) at which each op was removed; 0 while it survives.
+        self.pruned_at = np.zeros((num_edges, num_ops), dtype=np.int64)
         # Sum and count of accuracies credited to (edge, op) per closed round, plus the open one.
         self._rounds: list[tuple[np.ndarray, np.ndarray]] = []
         self._open = self._empty_round()
@@ -118,6 +120,7 @@ class JointCategorical:
             raise RuntimeError("every edge is down to one op; nothing left to prune")
         masked = np.where(self.mask, self.theta, np.inf)
         pruned = [int(k) for k in masked.argmin(axis=1)]
+        self.pruned_at[np.arange(self.shape[0]), pruned] = self.pruned_at.max() + 1
         self.mask[np.arange(self.shape[0]), pruned] = False
         self.velocity[~self.mask] = 0.0
         self._set_theta(self.theta)
@@ -135,6 +138,7 @@ class JointCategorical:
             "theta": self.theta.tolist(),
             "mask": self.mask.tolist(),
             "velocity": self.velocity.tolist(),
+            "pruned_at": self.pruned_at.tolist(),
             "rounds": [(t.tolist(), c.tolist()) for t, c in self._rounds],
             "open": (self._open[0].tolist(), self._open[1].tolist()),
         }
@@ -145,6 +149,7 @@ class JointCategorical:
         self.theta = np.asarray(state["theta"], dtype=float)
         self.mask = np.asarray(state["mask"], dtype=bool)
         self.velocity = np.asarray(state["velocity"], dtype=float)
+        self.pruned_at = np.asarray(state["pruned_at"], dtype=np.int64)
         self._rounds = [
             (np.asarray(t, dtype=float), np.asarray(c, dtype=np.int64)) for t, c in state["rounds"]
         ]

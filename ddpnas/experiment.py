@@ -11,6 +11,7 @@ import torch
 
 from ddpnas.config import validate_search
 from ddpnas.data import load_cifar10, nb201_split, resolve_cache_dir, resolve_data_root, subset
+from ddpnas.errors import ConfigError
 from ddpnas.evaluate import SupernetEvaluator, TabularEvaluator
 from ddpnas.nasbench import load_bench
 from ddpnas.search import run_search
@@ -54,12 +55,18 @@ def run_experiment(
     """Run one seed of a validated search spec; write the JSON record atomically to ``out``."""
     spec = validate_search(spec, name)
     data = data or {}
+    strategy_cls = get_strategy(spec["strategy"])
+    if spec["mode"] not in strategy_cls.modes:
+        raise ConfigError(
+            f"searches.{name}: strategy {spec['strategy']} runs in mode(s) "
+            f"{', '.join(strategy_cls.modes)}, not {spec['mode']}"
+        )
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device) if spec["mode"] == "weight_sharing" else torch.device("cpu")
     seed_everything(seed)
     space = get_space(spec["space"])
-    strategy = get_strategy(spec["strategy"])(space, **spec["strategy_args"])
+    strategy = strategy_cls(space, mode=spec["mode"], **spec["strategy_args"])
     if spec["mode"] == "tabular":
         bench = load_bench(nb201_source(data))
         evaluator: TabularEvaluator | SupernetEvaluator = TabularEvaluator(
@@ -101,6 +108,7 @@ def run_experiment(
         "seed": seed,
         "spec": spec,
         "arch": space.arch_to_str(outcome.arch),
+        **space.derived(outcome.arch, *strategy.preferences()),
         "epochs": outcome.epochs,
         "search_seconds": outcome.wall_seconds,
         "simulated_seconds": outcome.simulated_seconds,

@@ -25,7 +25,8 @@ from ddpnas.spaces.base import Arch
 from ddpnas.strategies.base import Strategy, TrainingPlan
 from ddpnas.utils import atomic_write
 
-CHECKPOINT_VERSION = 1
+# Bump whenever a strategy's or evaluator's state layout changes: old checkpoints are refused.
+CHECKPOINT_VERSION = 2
 log = logging.getLogger(__name__)
 
 
@@ -92,8 +93,13 @@ def run_search(
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt, fingerprint)
-        strategy.load_state_dict(state["strategy"])
-        evaluator.load_state_dict(state["evaluator"])
+        try:
+            strategy.load_state_dict(state["strategy"])
+            evaluator.load_state_dict(state["evaluator"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise DDPNASError(
+                f"checkpoint {ckpt} does not fit this code ({exc!r}); delete it to start over"
+            ) from exc
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]

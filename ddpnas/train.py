@@ -114,12 +114,13 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
 
     As in DARTS the square's centre is uniform over the image (so squares near a border are cut
     short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on the
-    CPU, so the result does not depend on the device.
+    CPU, so the result does not depend on the device; their copy does not stall the GPU queue.
     """
     b, _, h, w = batch.shape
     device = batch.device
-    top = (torch.randint(0, h, (b, 1), generator=generator) - size // 2).to(device)
-    left = (torch.randint(0, w, (b, 1), generator=generator) - size // 2).to(device)
+    top = torch.randint(0, h, (b, 1), generator=generator) - size // 2
+    left = torch.randint(0, w, (b, 1), generator=generator) - size // 2
+    top, left = top.to(device, non_blocking=True), left.to(device, non_blocking=True)
     rows = torch.arange(h, device=device)
     cols = torch.arange(w, device=device)
     in_rows = (rows >= top) & (rows < top + size)

@@ -64,3 +64,29 @@ def test_cli_rejects_bad_config_before_any_work(tmp_path: Path, capsys) -> None:
     assert code == 2
     assert "searchs" in err and "searches" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"space": "darts", "mode": "tabular"}, "mode"),
+        ({"strategy": "rs", "mode": "weight_sharing"}, "mode"),
+        ({"supernet": {"C": 8, "layers": 5}}, "layers"),
+        (
+            {"strategy": "darts", "mode": "weight_sharing", "strategy_args": {"pruning_step": 3}},
+            "pruning_step",
+        ),
+    ],
+)
+def test_combinations_that_make_no_sense_are_rejected(change: dict, named: str) -> None:
+    spec = {"space": "nb201", "strategy": "ddpnas", "mode": "tabular", "seeds": [0], **change}
+    with pytest.raises(ConfigError, match=named):
+        validate_search(spec)
+
+
+def test_strategy_defaults_follow_the_strategy() -> None:
+    spec = validate_search(
+        {"space": "darts", "strategy": "darts", "mode": "weight_sharing", "seeds": [0]}
+    )
+    assert spec["strategy_args"]["order"] == 1 and "pruning_step" not in spec["strategy_args"]
+    assert spec["supernet"] == {"C": 16, "layers": 8}

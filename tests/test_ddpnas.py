@@ -196,3 +196,34 @@ def test_state_dict_round_trip_mid_round() -> None:
     r1, r2 = np.random.default_rng(9), np.random.default_rng(9)
     assert a.propose(r1) == b.propose(r2)
     np.testing.assert_array_equal(a.dist.theta, b.dist.theta)
+
+
+def test_preferences_rank_pruned_ops_by_how_long_they_survived() -> None:
+    strategy = DDPNAS(ToySpace(2, 4), pruning_step=1)
+    outcome = run_search(strategy, SyntheticEvaluator(separated_means(2, 4, 3)), seed=0)
+    theta, mask = strategy.preferences()
+    assert mask.all()
+    survivors = np.array(outcome.arch)
+    np.testing.assert_array_equal(theta.argmax(axis=1), survivors)
+    order = strategy.dist.pruned_at  # 1, 2, 3 per edge
+    for e in range(2):
+        pruned = np.flatnonzero(order[e])
+        ranked = pruned[np.argsort(theta[e, pruned])]
+        np.testing.assert_array_equal(ranked, pruned[np.argsort(order[e, pruned])])
+
+
+def test_darts_genotype_even_when_none_survives_everywhere() -> None:
+    """Every edge ends on 'none'; the genotype takes each node's longest-surviving real ops."""
+    from ddpnas.spaces.darts import DartsSpace, Genotype
+
+    space = DartsSpace()
+    strategy = DDPNAS(space)
+    dist = strategy.dist
+    for step, op in enumerate([7, 6, 5, 3, 2, 1, 4], start=1):  # sep_conv_3x3 (4) pruned last
+        dist.theta[:, op] = 0.0  # tie-free: prune() removes the smallest theta
+        dist.theta[:, [k for k in range(8) if dist.mask[0, k] and k != op]] += 1.0
+        assert dist.prune() == [op] * 28
+        assert dist.pruned_at[0, op] == step
+    assert strategy.done() and set(strategy.result()) == {0}
+    genotype = Genotype.parse(space.derived(strategy.result(), *strategy.preferences())["genotype"])
+    assert [op for op, _ in genotype.normal + genotype.reduce] == ["sep_conv_3x3"] * 16

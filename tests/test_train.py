@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
-from ddpnas.data import ImageSet
+from ddpnas.data import ImageSet, iterate_batches
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.train import METRICS_COLUMNS, RetrainConfig, cutout, drop_path_schedule, retrain
 
@@ -33,10 +34,11 @@ class TinyNet(nn.Module):
     """Two convolutions with NetworkCIFAR's contract: (logits, aux or None), ``drop_path_prob``.
 
     The residual branch is dropped per sample with the global RNG, as DARTS's drop path is, so
-    resume tests cover that randomness. ``delay`` slows each step (it does not change numbers).
+    resume tests cover that randomness. ``stall_at_step`` hangs that training step (counted
+    from 0), so that a process can be killed at a known point.
     """
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, stall_at_step: int | None = None) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
@@ -48,14 +50,17 @@ class TinyNet(nn.Module):
         self.classifier = nn.Linear(8, NUM_CLASSES)
         self.drop_path_prob = 0.0
         self.seen_drop_path: list[float] = []
-        self.delay = delay
+        self.stall_at_step = stall_at_step
+        self.steps = 0
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        time.sleep(self.delay)
         stem = self.stem(x)
         branch = self.branch(stem)
         aux = None
         if self.training:
+            if self.steps == self.stall_at_step:
+                time.sleep(600)
+            self.steps += 1
             if not self.seen_drop_path or self.seen_drop_path[-1] != self.drop_path_prob:
                 self.seen_drop_path.append(self.drop_path_prob)
             keep = 1.0 - self.drop_path_prob
@@ -78,10 +83,10 @@ def synthetic_sets(n_train: int = 256, n_test: int = 128) -> tuple[ImageSet, Ima
     return make(n_train), make(n_test)
 
 
-def run(cfg: RetrainConfig, out: str | Path, delay: float = 0.0) -> dict[str, Any]:
+def run(cfg: RetrainConfig, out: str | Path, stall_at_step: int | None = None) -> dict[str, Any]:
     """Retrain TinyNet on the synthetic sets (also the entry point of the subprocess tests)."""
     train, test = synthetic_sets()
-    return retrain(lambda: TinyNet(delay), train, test, cfg, device="cpu", out_dir=out)
+    return retrain(lambda: TinyNet(stall_at_step), train, test, cfg, device="cpu", out_dir=out)
 
 
 def read_metrics(out: Path) -> list[dict[str, str]]:
@@ -192,30 +197,35 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     tmp_path: Path, reference: tuple[Path, dict[str, Any]]
 ) -> None:
     ref_dir, ref_result = reference
-    script = (
-        f"import sys, torch; sys.path.insert(0, {str(TESTS)!r}); "
-        "torch.set_num_threads(1); "
-        f"import test_train as t; t.run(t.TINY, {str(tmp_path)!r}, delay=0.01)"
+    steps_per_epoch = 256 // TINY.batch_size
+    script = (  # hangs in the fourth step of epoch 2, after epochs 0 and 1 were checkpointed
+        f"import sys, torch; sys.path.insert(0, {str(TESTS)!r}); torch.set_num_threads(1); "
+        f"import test_train as t; t.run(t.TINY, {str(tmp_path)!r}, {2 * steps_per_epoch + 3})"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
-    metrics = tmp_path / "metrics.csv"
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if metrics.exists() and len(read_metrics(tmp_path)) >= 2:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, stderr.decode()
-    done = len(read_metrics(tmp_path))
-    assert 2 <= done < TINY.epochs and not (tmp_path / "result.json").exists()
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (tmp_path / "metrics.csv").exists() and len(read_metrics(tmp_path)) == 2:
+                break
+            time.sleep(0.01)
+    finally:
+        proc.kill()  # SIGKILL
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr.decode()[-3000:]
+    assert len(read_metrics(tmp_path)) == 2 and not (tmp_path / "result.json").exists()
+    (tmp_path / ".checkpoint.pt.torn.tmp").write_bytes(b"what a kill mid-write leaves")
 
     result = run(TINY, tmp_path)
     rows = read_metrics(tmp_path)
     assert [int(r["epoch"]) for r in rows] == list(range(TINY.epochs))  # no duplicated rows
     assert without_seconds(rows) == without_seconds(read_metrics(ref_dir))
     assert comparable(result) == comparable(ref_result)
-    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        "metrics.csv",
+        "result.json",
+    ]
     assert run(TINY, tmp_path)["test_acc"] == result["test_acc"]  # finished: nothing to redo
 
 
@@ -291,7 +301,22 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
     assert result["world_size"] == 2 and result["test_images"] == 128
     rows = read_metrics(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for row in rows:  # all-reduced over both ranks: whole counts of all 256 / 128 images
-        assert float(row["train_acc"]) * 256 == pytest.approx(round(float(row["train_acc"]) * 256))
-        assert float(row["test_acc"]) * 128 == pytest.approx(round(float(row["test_acc"]) * 128))
+    # the test metrics, all-reduced over both ranks' halves, are those of the checkpointed model
+    net = TinyNet().eval()
+    net.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True)["model"])
+    _, test = synthetic_sets()
+    batches = iterate_batches(
+        test.images,
+        test.labels,
+        128,
+        shuffle=False,
+        augment=False,
+        generator=torch.Generator(),
+        device="cpu",
+    )
+    x, y = next(batches)
+    with torch.no_grad():
+        logits, _ = net(x)
+    assert float(rows[-1]["test_loss"]) == pytest.approx(F.cross_entropy(logits, y).item(), 1e-6)
+    assert float(rows[-1]["test_acc"]) == (logits.argmax(1) == y).double().mean().item()
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.csv", "result.json"]

@@ -54,8 +54,9 @@ class SyntheticEvaluator:
         self.trained.append(tuple(arch))
         return {"sim_seconds": 1.0}
 
-    def evaluate(self, arch: Arch, *, images: int | None = None,
-                 generator: torch.Generator | None = None) -> dict[str, float]:
+    def evaluate(
+        self, arch: Arch, *, images: int | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
         value = self.mu[np.arange(len(arch)), list(arch)].mean() + self.rng.normal(0, self.noise)
         return {"valid_acc": float(np.clip(value, 0.0, 1.0))}
 

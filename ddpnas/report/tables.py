@@ -167,3 +167,81 @@ def write_table(
     atomic_write(stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
     latex = display.to_latex(index=False, caption=title, escape=True)
     atomic_write(stem.with_suffix(".tex"), lambda tmp: tmp.write_text(latex))
+
+
+PAPER_PROTOCOL = {"epochs": 600, "train_size": None, "test_size": None}
+
+
+def _scale(retrain: dict[str, Any]) -> str:
+    """ "paper protocol" only for the full 600-epoch 50k/10k run on a GPU; else what is small."""
+    cfg = retrain["config"]
+    small = [f"{key}={cfg[key]}" for key, value in PAPER_PROTOCOL.items() if cfg.get(key) != value]
+    if retrain["environment"]["device"] != "cuda":
+        small.append("CPU")
+    return "paper protocol" if not small else "small-scale: " + ", ".join(small)
+
+
+def _cost_text(seconds: float, env: dict[str, str]) -> str:
+    """GPU-days on a GPU (the unit the papers use), seconds on a CPU; always naming the device."""
+    if env["device"] == "cuda":
+        return f"{seconds / 86400:.3g} GPU-days ({seconds / 3600:.3g} h) on {env['hardware']}"
+    return f"{seconds:.3g} s on {env['hardware']}"
+
+
+def cifar10_rows(searches: list[dict[str, Any]], retrains: list[dict[str, Any]]) -> pd.DataFrame:
+    """Our DARTS-space searches (retrained, mean ± std over seeds) beside the published rows."""
+    rows = []
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for search, retrain in zip(searches, retrains, strict=True):
+        groups.setdefault(search["experiment"], []).append((search, retrain))
+    for name, pairs in groups.items():
+        errors = [100.0 * (1.0 - r["test_acc"]) for _, r in pairs]
+        search, retrain = pairs[0]
+        row: dict[str, Any] = {
+            "method": search["label"],
+            "source": f"ours: {name}",
+            "runs": len(pairs),
+        }
+        row["test_error"], row["test_error_std"] = _mean_std(errors)
+        row["params_m"] = _mean_std([r["params_m"] for _, r in pairs])[0]
+        row["search_seconds"] = _mean_std([s["search_seconds"] for s, _ in pairs])[0]
+        row["search_cost"] = _cost_text(row["search_seconds"], search["environment"])
+        row["retrain_seconds"] = _mean_std([r["wall_seconds"] for _, r in pairs])[0]
+        row["retrain_cost"] = _cost_text(row["retrain_seconds"], retrain["environment"])
+        row["scale"] = _scale(retrain)
+        rows.append(row)
+    pub = published()["cifar10"]
+    for entry in pub["rows"]:
+        error, params, days = entry["values"]
+        rows.append(
+            {
+                "method": entry["method"] + ("" if entry["checked"] else " [unchecked]"),
+                "source": pub["source"],
+                "runs": np.nan,
+                "test_error": error,
+                "test_error_std": np.nan,
+                "params_m": params,
+                "search_cost": "-" if days is None else f"{days:g} GPU-days (published)",
+                "retrain_cost": "-",
+                "scale": "published",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cifar10_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable version of :func:`cifar10_rows`."""
+    return pd.DataFrame(
+        {
+            "Method": df["method"],
+            "Runs": df["runs"].map(lambda n: "-" if pd.isna(n) else str(int(n))),
+            "Test error (%)": [
+                _fmt(m, s) for m, s in zip(df["test_error"], df["test_error_std"], strict=True)
+            ],
+            "Params (M)": df["params_m"].map(lambda p: "-" if pd.isna(p) else f"{p:.2f}"),
+            "Search cost": df["search_cost"],
+            "Retrain cost": df["retrain_cost"],
+            "Scale": df["scale"],
+            "Source": df["source"],
+        }
+    )

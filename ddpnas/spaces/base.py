@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 Arch = tuple[int, ...]
@@ -51,6 +52,10 @@ class SearchSpace(ABC):
                     f"{self.name}: op index {a} on edge {e} is outside 0..{self.num_ops - 1}"
                 )
         return arch
+
+    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, str]:
+        """Extra final forms of a search result for the record (e.g. the DARTS genotype)."""
+        return {}
 
     @abstractmethod
     def supernet(self, **kwargs: Any) -> nn.Module:

@@ -833,6 +833,10 @@ class DartsSpace(SearchSpace):
             track_running_stats,
         )
 
+    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, str]:
+        """The genotype: two strongest non-none inputs per node (see :func:`derive_genotype`)."""
+        return {"genotype": str(derive_genotype(theta, mask))}
+
     def eval_network(
         self,
         genotype: Genotype,

@@ -3,17 +3,23 @@
 from ddpnas.strategies.base import Strategy
 from ddpnas.strategies.ddpnas import DDPNAS
 
-STRATEGIES: dict[str, type[Strategy]] = {DDPNAS.name: DDPNAS}
+
+def strategies() -> dict[str, type[Strategy]]:
+    """Every strategy by config name. Baselines import lazily: they import this package's base."""
+    from baselines.darts import DARTS
+    from baselines.enas import ENAS
+    from baselines.random_search import RSPS, RandomSearch
+
+    return {cls.name: cls for cls in (DDPNAS, DARTS, ENAS, RandomSearch, RSPS)}
 
 
 def get_strategy(name: str) -> type[Strategy]:
     """Strategy class by config name."""
+    known = strategies()
     try:
-        return STRATEGIES[name]
+        return known[name]
     except KeyError:
-        raise KeyError(
-            f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}"
-        ) from None
+        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(sorted(known))}") from None
 
 
-__all__ = ["DDPNAS", "STRATEGIES", "Strategy", "get_strategy"]
+__all__ = ["DDPNAS", "Strategy", "get_strategy", "strategies"]

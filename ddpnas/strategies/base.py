@@ -67,8 +67,11 @@ class Strategy(ABC):
     #: Evaluation modes the strategy supports ("tabular", "weight_sharing").
     modes: ClassVar[tuple[str, ...]] = ("tabular", "weight_sharing")
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, mode: str = "weight_sharing") -> None:
+        if mode not in self.modes:
+            raise ValueError(f"{self.name} runs in mode(s) {', '.join(self.modes)}, not {mode!r}")
         self.space = space
+        self.mode = mode
 
     @abstractmethod
     def propose(self, rng: np.random.Generator) -> EpochPlan:
@@ -91,6 +94,16 @@ class Strategy(ABC):
     @abstractmethod
     def result(self) -> Arch:
         """The searched architecture."""
+
+    def preferences(self) -> tuple[np.ndarray, np.ndarray]:
+        """(theta, mask): how strongly the search prefers each op per edge, E x K.
+
+        Spaces whose final form is not one op per edge (the DARTS cell keeps two inputs per node)
+        derive it from these. Default: the result, one-hot, over a small uniform floor.
+        """
+        theta = np.full((self.space.num_edges, self.space.num_ops), 0.1 / self.space.num_ops)
+        theta[np.arange(self.space.num_edges), list(self.result())] += 0.9
+        return theta, np.ones_like(theta, dtype=bool)
 
     def planned_epochs(self) -> int | None:
         """Epoch budget if known in advance (used for LR schedules and progress bars)."""

@@ -27,12 +27,13 @@ class DDPNAS(Strategy):
         self,
         space: SearchSpace,
         *,
+        mode: str = "weight_sharing",
         pruning_step: int = 3,
         temperature: float = 100.0,
         momentum: float = 0.9,
         sampling: str = "round_robin",
     ) -> None:
-        super().__init__(space)
+        super().__init__(space, mode)
         if pruning_step < 1:
             raise ValueError(f"pruning_step must be >= 1, got {pruning_step}")
         if sampling not in SAMPLING:
@@ -90,6 +91,18 @@ class DDPNAS(Strategy):
         if not self.done():
             raise RuntimeError("search has not converged yet")
         return self.dist.argmax()
+
+    def preferences(self) -> tuple[np.ndarray, np.ndarray]:
+        """theta for the survivors; pruned ops rank by how long they survived, far below.
+
+        A DARTS cell keeps two non-none inputs per node. When fewer than two edges of a node end
+        with a non-none survivor, the next inputs are the edges whose non-none op was pruned
+        last, with that op: the longest-surviving evidence the search has.
+        """
+        theta = self.dist.theta.copy()
+        pruned = ~self.dist.mask
+        theta[pruned] = 1e-6 * self.dist.pruned_at[pruned] / max(1, self.dist.pruned_at.max())
+        return theta, np.ones_like(self.dist.mask)
 
     def planned_epochs(self) -> int:
         return self.pruning_step * sum(range(2, self.space.num_ops + 1))

@@ -12,6 +12,40 @@ def search_records(space=None):
     ]
 
 
+def retrain_pairs():
+    """(experiment, seed) of every search whose genotype is retrained."""
+    for name in config["retrain"]["searches"]:
+        spec = config["searches"].get(name)
+        if spec is None or spec["space"] != "darts":
+            raise ValueError(
+                f"retrain.searches names {name!r}, which is not a DARTS-space search experiment"
+            )
+        for seed in spec["seeds"]:
+            yield name, seed
+
+
+def cifar10_inputs():
+    pairs = list(retrain_pairs())
+    return {
+        "searches": [f"results/search/{e}/seed{s}.json" for e, s in pairs],
+        "retrains": [f"results/retrain/{e}/seed{s}/result.json" for e, s in pairs],
+    }
+
+
+def cifar10_tables():
+    if not config["retrain"]["searches"]:
+        return []
+    return expand("results/tables/cifar10.{ext}", ext=["csv", "md", "tex"])
+
+
+def retrain_launcher():
+    """torchrun (DDP) for several GPUs per job, the plain CLI otherwise."""
+    gpus = config["retrain"]["gpus"]
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m ddpnas.cli"
+    return "ddpnas"
+
+
 def nb201_tables():
     if not search_records("nb201"):
         return []

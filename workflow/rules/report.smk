@@ -21,6 +21,22 @@ rule nb201_table:
         " --data {params.data:q} > {log} 2>&1"
 
 
+rule cifar10_table:
+    input:
+        **cifar10_inputs(),
+    output:
+        csv="results/tables/cifar10.csv",
+        md=report("results/tables/cifar10.md", category="Tables", labels={"table": "CIFAR-10"}),
+        tex="results/tables/cifar10.tex",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/tables/cifar10.log",
+    shell:
+        "ddpnas report cifar10-table --searches {input.searches} --retrains {input.retrains}"
+        " --out results/tables/cifar10 > {log} 2>&1"
+
+
 rule theta_figure:
     input:
         lambda w: f"results/search/{w.exp}/seed{figure_seed(w)}.json",

@@ -1,0 +1,1 @@
+"""Baseline search strategies the DDPNAS paper compares against, on the shared engine."""

@@ -1,0 +1,255 @@
+"""Random search baselines: RS on the table under a simulated-time budget, and RSPS on a supernet.
+
+``RandomSearch`` follows NAS-Bench-201's protocol: the pipeline configures the
+:class:`~ddpnas.evaluate.TabularEvaluator` with ``hp="12"`` and ``charge_epochs=12``, so each query
+reads the 12-epoch validation accuracy and costs 12 epochs of the architecture's simulated training
+time, and the search gets 12,000 simulated seconds. ``RSPS`` (Li & Talwalkar, 2019) trains the
+shared weights along a uniform random path per batch, then ranks uniform random architectures by
+their accuracy with the shared weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ddpnas.errors import DDPNASError
+from ddpnas.spaces.base import Arch, SearchSpace
+from ddpnas.strategies.base import EpochPlan, Path, StepContext, Strategy
+
+
+def uniform_arch(space: SearchSpace, rng: np.random.Generator) -> Arch:
+    """One op per edge, each uniform over the space's ops."""
+    return tuple(int(k) for k in rng.integers(0, space.num_ops, size=space.num_edges))
+
+
+def derived_seed(rng: np.random.Generator) -> int:
+    """A seed drawn from ``rng``: it advances the checkpointed state, unlike ``rng.spawn``."""
+    return int(rng.integers(2**63))
+
+
+def best_of(archs: Sequence[Arch], results: Sequence[dict[str, float]]) -> Arch:
+    """The architecture with the highest ``valid_acc`` (the first one on ties)."""
+    accs = [r["valid_acc"] for r in results]
+    return archs[int(np.argmax(accs))]
+
+
+class BestWithinBudget:
+    """The best-validated architecture among those whose cumulative simulated cost fits a budget.
+
+    Shared by random search and tabular ENAS so both count the budget the same way: an
+    architecture counts only if the running total including its cost stays <= ``budget``; the one
+    that crosses it is not counted and marks the budget exhausted. ``budget=None`` counts all.
+    """
+
+    def __init__(self, budget: float | None) -> None:
+        if budget is not None and budget <= 0:
+            raise ValueError(f"budget_seconds must be > 0, got {budget}")
+        self.budget = budget
+        self.spent = 0.0
+        self.counted = 0
+        self.exhausted = False
+        self.best_arch: Arch | None = None
+        self.best_acc = -math.inf
+
+    def add(self, arch: Arch, train_metrics: dict[str, float], acc: float) -> bool:
+        """Count ``arch`` if its cost fits; False (and exhausted from now on) once it does not."""
+        if self.exhausted:
+            raise RuntimeError("the budget is already exhausted")
+        if self.budget is not None:
+            if "sim_seconds" not in train_metrics:
+                raise DDPNASError(
+                    "budget_seconds needs an evaluator reporting sim_seconds; use mode: tabular"
+                )
+            cost = float(train_metrics["sim_seconds"])
+            if self.spent + cost > self.budget:
+                self.exhausted = True
+                return False
+            self.spent += cost
+        self.counted += 1
+        if acc > self.best_acc:
+            self.best_arch, self.best_acc = tuple(arch), float(acc)
+        return True
+
+    def result(self) -> Arch:
+        if self.best_arch is None:
+            raise DDPNASError(
+                f"no architecture fit in budget_seconds={self.budget}; raise the budget"
+            )
+        return self.best_arch
+
+    def snapshot(self, space: SearchSpace) -> dict[str, Any]:
+        best = None if self.best_arch is None else space.arch_to_str(self.best_arch)
+        return {
+            "best": best,
+            "best_acc": None if best is None else self.best_acc,
+            "spent_seconds": self.spent,
+            "counted": self.counted,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "spent": self.spent,
+            "counted": self.counted,
+            "exhausted": self.exhausted,
+            "best_arch": None if self.best_arch is None else list(self.best_arch),
+            "best_acc": self.best_acc,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.spent = float(state["spent"])
+        self.counted = int(state["counted"])
+        self.exhausted = bool(state["exhausted"])
+        best = state["best_arch"]
+        self.best_arch = None if best is None else tuple(int(k) for k in best)
+        self.best_acc = float(state["best_acc"])
+
+
+class RandomSearch(Strategy):
+    """Query uniform random architectures until the simulated-time budget runs out.
+
+    One engine epoch is one architecture: trained (its simulated cost charged) and validated.
+    ``max_epochs`` additionally caps the number of queries (None: only the budget stops it).
+    """
+
+    name = "rs"
+    modes = ("tabular",)
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        mode: str = "tabular",
+        budget_seconds: float | None = 12_000.0,
+        max_epochs: int | None = None,
+    ) -> None:
+        super().__init__(space, mode)
+        if budget_seconds is None and max_epochs is None:
+            raise ValueError("random search needs budget_seconds or max_epochs to stop")
+        if max_epochs is not None and max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        self.max_epochs = max_epochs
+        self.budget = BestWithinBudget(budget_seconds)
+        self._epoch = 0
+
+    def propose(self, rng: np.random.Generator) -> EpochPlan:
+        if self.done():
+            raise RuntimeError("search is finished; nothing left to sample")
+        arch = uniform_arch(self.space, rng)
+        return EpochPlan(train=arch, evaluate=[arch])
+
+    def observe(
+        self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]
+    ) -> None:
+        """Count the architecture if its cost fits the budget."""
+        (arch,), (metrics,) = plan.evaluate, results
+        self._epoch += 1
+        self.budget.add(arch, train_metrics, float(metrics["valid_acc"]))
+
+    def done(self) -> bool:
+        capped = self.max_epochs is not None and self._epoch >= self.max_epochs
+        return self.budget.exhausted or capped
+
+    def result(self) -> Arch:
+        if not self.done():
+            raise RuntimeError("search has not finished yet")
+        return self.budget.result()
+
+    def planned_epochs(self) -> int | None:
+        return self.max_epochs
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.budget.snapshot(self.space)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "budget": self.budget.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._epoch = int(state["epoch"])
+        self.budget.load_state_dict(state["budget"])
+
+
+class UniformPath:
+    """Training plan of single-path training with a fresh uniform random path per batch."""
+
+    def __init__(self, space: SearchSpace, seed: int) -> None:
+        self.space = space
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+
+    def path(self) -> Path:
+        return uniform_arch(self.space, self.rng)
+
+    def before_weight_step(self, ctx: StepContext) -> None:
+        """No architecture step."""
+
+
+class RSPS(Strategy):
+    """Random search with parameter sharing: uniform single-path training, then best of N.
+
+    ``epochs`` training epochs validate nothing (the shared weights are the only state, so a
+    per-epoch score would only cost time); one final epoch trains nothing and validates
+    ``final_samples`` uniform random architectures on the whole validation split (duplicates
+    validated once); the result is the best of them.
+    """
+
+    name = "rsps"
+    modes = ("weight_sharing",)
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        mode: str = "weight_sharing",
+        epochs: int = 50,
+        final_samples: int = 100,
+    ) -> None:
+        super().__init__(space, mode)
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if final_samples < 1:
+            raise ValueError(f"final_samples must be >= 1, got {final_samples}")
+        self.epochs = epochs
+        self.final_samples = final_samples
+        self._epoch = 0
+        self._result: Arch | None = None
+
+    def propose(self, rng: np.random.Generator) -> EpochPlan:
+        if self.done():
+            raise RuntimeError("search is finished; nothing left to sample")
+        if self._epoch < self.epochs:
+            return EpochPlan(train=UniformPath(self.space, derived_seed(rng)))
+        archs = [uniform_arch(self.space, rng) for _ in range(self.final_samples)]
+        return EpochPlan(train=None, evaluate=list(dict.fromkeys(archs)))
+
+    def observe(
+        self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]
+    ) -> None:
+        """Keep the best of the final epoch's candidates."""
+        self._epoch += 1
+        if plan.train is None:
+            self._result = best_of(plan.evaluate, results)
+
+    def done(self) -> bool:
+        return self._result is not None
+
+    def result(self) -> Arch:
+        if self._result is None:
+            raise RuntimeError("search has not finished yet")
+        return self._result
+
+    def planned_epochs(self) -> int:
+        return self.epochs + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self._epoch,
+            "result": None if self._result is None else list(self._result),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._epoch = int(state["epoch"])
+        result = state["result"]
+        self._result = None if result is None else tuple(int(k) for k in result)

@@ -1,0 +1,45 @@
+# Stages 2-3 (DARTS space): search record -> genotype -> retrain from scratch -> test accuracy.
+
+
+rule genotype:
+    input:
+        "results/search/{exp}/seed{seed}.json",
+    output:
+        "results/genotypes/{exp}/seed{seed}.txt",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/genotypes/{exp}/seed{seed}.log",
+    wildcard_constraints:
+        seed=r"\d+",
+    shell:
+        "ddpnas genotype --record {input} --out {output} > {log} 2>&1"
+
+
+rule retrain:
+    input:
+        "results/genotypes/{exp}/seed{seed}.txt",
+    output:
+        result="results/retrain/{exp}/seed{seed}/result.json",
+        metrics="results/retrain/{exp}/seed{seed}/metrics.csv",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/retrain/{exp}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/retrain/{exp}/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        retrain=json.dumps(config["retrain"]),
+        data=json.dumps(config["data"]),
+        device=config["device"],
+        launcher=retrain_launcher(),
+        out_dir="results/retrain/{exp}/seed{seed}",
+    threads: config["threads"]
+    resources:
+        gpu=config["retrain"]["gpus"],
+    shell:
+        "{params.launcher} retrain --genotype {input} --retrain {params.retrain:q}"
+        " --data {params.data:q} --seed {wildcards.seed} --out-dir {params.out_dir}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
