@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ddpnas.errors import DDPNASError
 from ddpnas.spaces.base import Arch
 from ddpnas.strategies.base import Strategy, TrainingPlan
-from ddpnas.utils import atomic_write
+from ddpnas.utils import load_checkpoint, save_checkpoint
 
 # Bump whenever a strategy's or evaluator's state layout changes: old checkpoints are refused.
 CHECKPOINT_VERSION = 2
@@ -92,7 +92,7 @@ def run_search(
     resumed_from = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = _load_checkpoint(ckpt, fingerprint)
+        state = load_checkpoint(ckpt, version=CHECKPOINT_VERSION, fingerprint=fingerprint)
         try:
             strategy.load_state_dict(state["strategy"])
             evaluator.load_state_dict(state["evaluator"])
@@ -154,7 +154,7 @@ def run_search(
                 }
             )
             if ckpt is not None:
-                _save_checkpoint(
+                save_checkpoint(
                     ckpt,
                     {
                         "version": CHECKPOINT_VERSION,
@@ -184,22 +184,3 @@ def run_search(
             bar.update()
     simulated = sum(h.get("sim_seconds", 0.0) for h in history)
     return SearchOutcome(strategy.result(), history, wall, simulated, resumed_from)
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file: say which and what to do
-        raise DDPNASError(
-            f"checkpoint {path} is unreadable ({exc}); delete it to start over"
-        ) from exc
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        raise DDPNASError(
-            f"checkpoint {path} belongs to another config, seed or version; delete it or choose "
-            "another --checkpoint path"
-        )
-    return state

@@ -38,7 +38,14 @@ from ddpnas.data import IMAGE_SHAPE, ImageSet, iterate_batches, subset
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.search import epoch_generator
 from ddpnas.spaces.costs import count_flops
-from ddpnas.utils import atomic_write, environment, seed_everything, write_json
+from ddpnas.utils import (
+    atomic_write,
+    environment,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    write_json,
+)
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -389,23 +396,11 @@ class _Retrainer:
             "history": self.history,
             "wall_seconds": self.wall_seconds,
         }
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        save_checkpoint(path, state)
 
     def load(self, path: Path) -> None:
         """Continue from ``path``; refuse a checkpoint of another model, config or version."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a torn or foreign file: say which and what to do
-            raise DDPNASError(
-                f"checkpoint {path} is unreadable ({exc}); delete it to start over"
-            ) from exc
-        if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != (
-            self.fingerprint
-        ):
-            raise DDPNASError(
-                f"checkpoint {path} belongs to another model, config or version; delete it or "
-                "choose another output directory"
-            )
+        state = load_checkpoint(path, version=CHECKPOINT_VERSION, fingerprint=self.fingerprint)
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

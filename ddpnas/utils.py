@@ -42,6 +42,29 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """torch.save, atomically: a kill mid-write leaves the previous checkpoint intact."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, *, version: int, fingerprint: str) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` for this run, or say why not."""
+    from ddpnas.errors import DDPNASError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: say which and what to do
+        raise DDPNASError(
+            f"checkpoint {path} is unreadable ({exc}); delete it to start over"
+        ) from exc
+    if state.get("version") != version or state.get("fingerprint") != fingerprint:
+        raise DDPNASError(
+            f"checkpoint {path} belongs to another config, seed, model or code version; delete it "
+            "or write to another path"
+        )
+    return state
+
+
 def seed_everything(seed: int) -> None:
     """One seed for Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)

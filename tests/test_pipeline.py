@@ -171,7 +171,16 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     results = tmp_path / "results"
     table = pd.read_csv(results / "tables" / "nb201.csv")
     ours = table[table["source"].str.startswith("ours")].set_index("source")
-    assert set(ours.index) == {"ours: nb201-ddpnas-tabular", "ours: nb201-ddpnas-ws"}
+    assert set(ours.index) == {
+        f"ours: {e}"
+        for e in (
+            "nb201-ddpnas-tabular",
+            "nb201-ddpnas-ws",
+            "nb201-rs-tabular",
+            "nb201-rsps-ws",
+            "nb201-darts1-ws",
+        )
+    }
     tabular = ours.loc["ours: nb201-ddpnas-tabular"]
     assert tabular["runs"] == 3 and tabular["search_epochs"] == 42
     records = [
@@ -182,6 +191,9 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     assert tabular["c10_test"] == pytest.approx(pd.Series(c10).mean())
     assert tabular["c10_test_std"] == pytest.approx(pd.Series(c10).std())
     assert ours.loc["ours: nb201-ddpnas-ws", "search_epochs"] == 14
+    assert ours.loc["ours: nb201-rs-tabular", "runs"] == 2
+    assert ours.loc["ours: nb201-darts1-ws", "search_epochs"] == 2
+    assert ours.loc["ours: nb201-rsps-ws", "search_epochs"] == 3  # 2 training + 1 selection
     assert (ours["search_seconds"] > 0).all()
     optimum = table[table["method"].str.startswith("optimum")].iloc[0]
     assert optimum["c10_test"] == pytest.approx(94.37, abs=0.01)
@@ -189,7 +201,22 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     assert "RSPS" in set(table["method"])
     markdown = (results / "tables" / "nb201.md").read_text()
     assert "± " in markdown and "NAS-Bench-201" in markdown
-    for exp in ("nb201-ddpnas-tabular", "nb201-ddpnas-ws"):
+    for exp in ("nb201-ddpnas-tabular", "nb201-ddpnas-ws", "nb201-darts1-ws", "darts-ddpnas"):
         png = results / "figures" / f"theta_{exp}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert (results / "benchmarks" / "search" / exp / "seed0.tsv").exists()
+
+    c10_table = pd.read_csv(results / "tables" / "cifar10.csv")
+    row = c10_table[c10_table["source"] == "ours: darts-ddpnas"].iloc[0]
+    retrain = json.loads(
+        (results / "retrain" / "darts-ddpnas" / "seed0" / "result.json").read_text()
+    )
+    assert row["test_error"] == pytest.approx(100 * (1 - retrain["test_acc"]))
+    assert row["scale"].startswith("small-scale") and "CPU" in row["scale"]
+    assert retrain["epochs"] == 1 and retrain["train_images"] == 64
+    genotype = (results / "genotypes" / "darts-ddpnas" / "seed0.txt").read_text()
+    record = json.loads((results / "search" / "darts-ddpnas" / "seed0.json").read_text())
+    assert genotype.strip() == record["genotype"]
+    assert "DDPNAS" in set(c10_table["method"]) and "DARTS (second order)" in set(
+        c10_table["method"]
+    )

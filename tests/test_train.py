@@ -235,7 +235,7 @@ def test_checkpoint_of_another_config_is_refused(
     ref_dir, _ = reference
     other = RetrainConfig(epochs=TINY.epochs, batch_size=32, lr=0.05, seed=TINY.seed)
     train, test = synthetic_sets()
-    with pytest.raises(DDPNASError, match="another model, config"):
+    with pytest.raises(DDPNASError, match="another config, seed, model"):
         retrain(
             TinyNet,
             train,

@@ -16,6 +16,22 @@ from torch import nn
 Arch = tuple[int, ...]
 
 
+def copy_path_weights(network: nn.Module, supernet: nn.Module) -> None:
+    """Load a standalone network's weights (and BN buffers) from the supernet it is a path of.
+
+    Both carry a ``config`` dict and name their modules alike, so the network's state-dict keys
+    are a subset of the supernet's; anything else is a mismatch worth an error.
+    """
+    source = supernet.state_dict()
+    missing = [key for key in network.state_dict() if key not in source]
+    if missing or supernet.config != network.config:
+        raise ValueError(
+            f"supernet {supernet.config} does not match this network {network.config}; "
+            f"missing keys: {missing[:5]}"
+        )
+    network.load_state_dict({key: source[key] for key in network.state_dict()})
+
+
 class SearchSpace(ABC):
     """Discrete space of E edges x K ops, with a supernet and standalone networks."""
 

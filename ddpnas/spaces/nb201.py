@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.base import Arch, SearchSpace
+from ddpnas.spaces.base import Arch, SearchSpace, copy_path_weights
 from ddpnas.spaces.costs import count_flops, count_params
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -207,14 +207,7 @@ class NB201Network(_NB201Body):
 
     def load_from_supernet(self, supernet: NB201Supernet) -> None:
         """Copy the inherited weights (and BN buffers) of this path out of a supernet."""
-        source = supernet.state_dict()
-        missing = [key for key in self.state_dict() if key not in source]
-        if missing or supernet.config != self.config:
-            raise ValueError(
-                f"supernet {supernet.config} does not match this network {self.config}; "
-                f"missing keys: {missing[:5]}"
-            )
-        self.load_state_dict({key: source[key] for key in self.state_dict()})
+        copy_path_weights(self, supernet)
 
 
 class NB201Space(SearchSpace):

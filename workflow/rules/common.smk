@@ -52,8 +52,16 @@ def nb201_tables():
     return expand("results/tables/nb201.{ext}", ext=["csv", "md", "tex"])
 
 
+# Strategies that learn a distribution over ops (logged as "theta" every epoch).
+THETA_STRATEGIES = ("ddpnas", "darts", "enas")
+
+
 def theta_figures():
-    return [f"results/figures/theta_{name}.png" for name in config["searches"]]
+    return [
+        f"results/figures/theta_{name}.png"
+        for name, spec in config["searches"].items()
+        if spec["strategy"] in THETA_STRATEGIES
+    ]
 
 
 def figure_seed(wildcards):
