@@ -17,7 +17,10 @@ from ddpnas.errors import ConfigError
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(REPO / "config" / name)
     for spec in config["searches"].values():
-        assert spec["strategy_args"]["pruning_step"] >= 1  # defaults were filled
+        if spec["strategy"] == "ddpnas":
+            assert spec["strategy_args"]["pruning_step"] >= 1  # defaults were filled
+    for name in config["retrain"]["searches"]:
+        assert config["searches"][name]["space"] == "darts"
 
 
 def test_defaults_are_filled_from_the_schema() -> None:

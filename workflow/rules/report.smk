@@ -32,6 +32,8 @@ rule cifar10_table:
         "../envs/ddpnas.yaml"
     log:
         "results/logs/tables/cifar10.log",
+    benchmark:
+        "results/benchmarks/tables/cifar10.tsv"
     shell:
         "ddpnas report cifar10-table --searches {input.searches} --retrains {input.retrains}"
         " --out results/tables/cifar10 > {log} 2>&1"
@@ -50,5 +52,7 @@ rule theta_figure:
         "../envs/ddpnas.yaml"
     log:
         "results/logs/figures/theta_{exp}.log",
+    benchmark:
+        "results/benchmarks/figures/theta_{exp}.tsv"
     shell:
         "ddpnas report theta-plot --run {input} --out {output} > {log} 2>&1"

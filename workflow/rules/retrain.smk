@@ -10,6 +10,8 @@ rule genotype:
         "../envs/ddpnas.yaml"
     log:
         "results/logs/genotypes/{exp}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/genotypes/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     shell:
