@@ -220,3 +220,44 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     assert "DDPNAS" in set(c10_table["method"]) and "DARTS (second order)" in set(
         c10_table["method"]
     )
+
+
+def test_cli_exports_the_compact_table_from_the_official_files(tmp_path: Path) -> None:
+    from conftest import NATS_FIXTURE
+
+    out = tmp_path / "table.csv.gz"
+    code = main(
+        [
+            "nb201",
+            "export-table",
+            "--source",
+            str(require(NATS_FIXTURE)),
+            "--out",
+            str(out),
+            "--indices",
+            "0",
+            "11",
+            "284",
+        ]
+    )
+    assert code == 0
+    exported = pd.read_csv(out).set_index("index")
+    reference = pd.read_csv(require(NB201_TABLE)).set_index("index").loc[[0, 11, 284]]
+    pd.testing.assert_frame_equal(exported, reference, check_exact=False, atol=1e-4)
+    # an index whose record the fixture lacks is an error, and leaves no file behind
+    assert (
+        main(
+            [
+                "nb201",
+                "export-table",
+                "--source",
+                str(NATS_FIXTURE),
+                "--out",
+                str(tmp_path / "bad.csv.gz"),
+                "--indices",
+                "5",
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "bad.csv.gz").exists()
