@@ -15,7 +15,6 @@ each of the 7 non-zero ops on 4 edges, since a sampled 'none' would only make th
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,26 +25,13 @@ from torch import nn
 from ddpnas.spaces.base import Arch
 from ddpnas.spaces.darts import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
+from ddpnas.utils import device_name
 
 DEFAULT_ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|"
     "+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 )
 DEFAULT_DARTS_ARCH = DartsSpace().arch_to_str(tuple(1 + e % 7 for e in range(28)))
-
-
-def machine(device: torch.device) -> str:
-    """Human-readable name of the CPU or GPU doing the work."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_step(
@@ -134,7 +120,7 @@ def main() -> None:
 
     ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
     print(
-        f"machine: {machine(device)}; torch {torch.__version__}; "
+        f"machine: {device_name(device)}; torch {torch.__version__}; "
         f"threads {torch.get_num_threads()}; device {device}"
     )
     print(
