@@ -65,8 +65,8 @@ class ImageSet:
 
     def take(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
         """The images at ``indices`` (e.g. one side of :func:`nb201_split`), as a new set."""
-        index = torch.as_tensor(indices, dtype=torch.int64)
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        index = torch.as_tensor(indices, dtype=torch.int64).to(self.images.device)
+        return ImageSet(self.images[index], self.labels[index.to(self.labels.device)], self.classes)
 
 
 def resolve_data_root(config_value: str | None) -> Path | None:
