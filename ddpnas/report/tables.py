@@ -64,13 +64,18 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
+def by_experiment(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Search records grouped by experiment, in first-seen order (one table row each)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run["experiment"], []).append(run)
+    return groups
+
+
 def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
     """One row per experiment (mean ± std over seeds), then the published rows and the optimum."""
     rows = []
-    by_exp: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        by_exp.setdefault(run["experiment"], []).append(run)
-    for name, group in by_exp.items():
+    for name, group in by_experiment(runs).items():
         records = [bench.query(r["arch"], hp="200") for r in group]
         row: dict[str, Any] = {
             "method": group[0]["label"],
@@ -137,10 +142,7 @@ def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
 def provenance(runs: list[dict[str, Any]]) -> list[str]:
     """One line per experiment: seeds, architecture(s), hardware and versions behind our rows."""
     lines = []
-    by_exp: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        by_exp.setdefault(run["experiment"], []).append(run)
-    for name, group in by_exp.items():
+    for name, group in by_experiment(runs).items():
         env = group[0]["environment"]
         seeds = sorted(r["seed"] for r in group)
         archs = pd.Series([r["arch"] for r in group]).value_counts()
