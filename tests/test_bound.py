@@ -37,7 +37,7 @@ from ddpnas.config import load_config
 from ddpnas.distribution import JointCategorical
 from ddpnas.errors import DDPNASError
 from ddpnas.evaluate import TabularEvaluator
-from ddpnas.report.bound_report import bound_rows, failure_figure, run_settings
+from ddpnas.report.bound_report import bound_rows, curve_gaps, failure_figure, run_settings
 from ddpnas.search import run_search
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS, get_strategy
@@ -212,13 +212,7 @@ def test_query_budget_gives_baselines_exactly_the_queries(bench) -> None:
 
 def test_figures_are_byte_identical(shipped_rows, tmp_path: Path) -> None:
     df, outcomes = shipped_rows
-    gaps = {
-        (
-            o.setting.credits,
-            o.setting.noise if o.setting.credits == "nb201" else o.setting.profile,
-        ): o.gaps
-        for o in outcomes
-    }
+    gaps = curve_gaps(outcomes)
     part = df[df["credits"] == "bernoulli"]
     failure_figure(part, gaps, "epochs", tmp_path / "a.png")
     failure_figure(part, gaps, "epochs", tmp_path / "b.png")

@@ -78,14 +78,14 @@ def check_baselines(names: list[str]) -> None:
             raise DDPNASError(f"report.bound.baselines: {name!r} is not a tabular baseline")
 
 
-def run_settings(block: dict[str, Any], table: NB201Table | None) -> list[Outcome]:
-    """Run every setting (NAS-Bench-201 ones only when a table is given)."""
+def run_settings(block: dict[str, Any], table: NB201Table) -> list[Outcome]:
+    """Run every setting of the block, each from its own seed stream."""
     seeds, seed = block["seeds"], block["seed"]
     outcomes = []
     for setting in settings(block):
         if setting.credits != "nb201":
             outcomes.append(synthetic(setting, seeds, seed))
-        elif table is not None:
+        else:
             outcomes.append(nb201(setting, table, seeds, seed))
     return outcomes
 
@@ -196,6 +196,17 @@ def cost_rows(
 def _save(fig: Any, out: Path) -> None:
     atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", metadata=PNG_METADATA))
     plt.close(fig)
+
+
+def curve_gaps(outcomes: list[Outcome]) -> dict[tuple[str, Any], np.ndarray]:
+    """Gaps of each figure curve, keyed like the figure's groups: (credits, profile or noise)."""
+    return {
+        (
+            o.setting.credits,
+            o.setting.noise if o.setting.credits == "nb201" else o.setting.profile,
+        ): o.gaps
+        for o in outcomes
+    }
 
 
 def curve_steps(df: pd.DataFrame) -> np.ndarray:
@@ -328,22 +339,20 @@ CODE_NOTE = (
 
 
 def run_bound_report(
-    block: dict[str, Any], bench: NB201Bench | None, out: str | Path, figures: str | Path
+    block: dict[str, Any], bench: NB201Bench, out: str | Path, figures: str | Path
 ) -> pd.DataFrame:
-    """Run the Monte-Carlo, then write the tables and figures (nothing is written on failure)."""
+    """Run the Monte-Carlo and the baselines, then write the tables and figures.
+
+    Every number is computed before the first file is written, so bad input or a failing
+    baseline leaves no partial output.
+    """
     out, figures = Path(out), Path(figures)
     check_baselines(block["baselines"])
-    table = NB201Table(bench) if bench is not None else None
+    table = NB201Table(bench)
     outcomes = run_settings(block, table)
     df = bound_rows(outcomes, block["target"], block["alpha"])
-    gaps = {
-        (
-            o.setting.credits,
-            o.setting.noise if o.setting.credits == "nb201" else o.setting.profile,
-        ): o.gaps
-        for o in outcomes
-    }
-    costs = cost_rows(block, bench, table, outcomes) if table is not None else None
+    gaps = curve_gaps(outcomes)
+    costs = cost_rows(block, bench, table, outcomes)
     cpu = torch.device("cpu")
     env = environment(cpu)
     notes = [
@@ -362,22 +371,21 @@ def run_bound_report(
     write_table(df, bound_display(df), out, "Failure bounds of DDPNAS vs Monte-Carlo", notes)
     failure_figure(df, gaps, "T", figures / "bound_T.png")
     failure_figure(df, gaps, "epochs", figures / "bound_epochs.png")
-    if costs is not None:
-        display = costs.assign(
-            test_acc=[
-                f"{a:.2f} ± {c:.2f}" for a, c in zip(costs["test_acc"], costs["ci95"], strict=True)
-            ]
-        ).drop(columns="ci95")
-        write_table(
-            costs,
-            display,
-            out.with_name(out.name + "_cost"),
-            "NAS-Bench-201 (tabular): C10 test accuracy of the found cell vs search cost",
-            [
-                "Every method gets the 200-epoch validation accuracy plus Gaussian noise (pp) as "
-                "reward and the same number of table queries (DDPNAS: T (K + ... + 2)); "
-                "mean ± 95% CI (1.96 standard errors) over runs."
-            ],
-        )
-        cost_figure(costs, bench.optimum("cifar10_test_acc"), figures / "bound_cost.png")
+    display = costs.assign(
+        test_acc=[
+            f"{a:.2f} ± {c:.2f}" for a, c in zip(costs["test_acc"], costs["ci95"], strict=True)
+        ]
+    ).drop(columns="ci95")
+    write_table(
+        costs,
+        display,
+        out.with_name(out.name + "_cost"),
+        "NAS-Bench-201 (tabular): C10 test accuracy of the found cell vs search cost",
+        [
+            "Every method gets the 200-epoch validation accuracy plus Gaussian noise (pp) as "
+            "reward and the same number of table queries (DDPNAS: T (K + ... + 2)); "
+            "mean ± 95% CI (1.96 standard errors) over runs."
+        ],
+    )
+    cost_figure(costs, bench.optimum("cifar10_test_acc"), figures / "bound_cost.png")
     return df
