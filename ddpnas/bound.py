@@ -39,6 +39,9 @@ normalise(theta + v) accumulates all v, and the momentum v accumulates all score
   P(k* pruned at m) <= sum_{i=K-m}^{K-1} exp(-m T Delta_(i)^2), Delta_(1) <= ... <= Delta_(K-1).
 
 Both are plain unions and can exceed 1 (vacuous); callers report that rather than hiding it.
+Bounding every term of step m by its smallest-gap one gives Audibert et al.'s closed form for
+this schedule, K(K-1)/2 * exp(-T / H), H = max_m 1 / (m Delta_(K-m)^2) (their H_2 up to the
+allocation); it is never tighter than the sum computed here, so only the sum is implemented.
 """
 
 from __future__ import annotations

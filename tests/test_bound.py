@@ -182,6 +182,20 @@ def test_empirical_failure_within_both_bounds_in_every_shipped_setting(shipped_r
     assert (df["rate"] > 0.1).any() and (df["successive_rejects"] < 0.1).any()
 
 
+@pytest.mark.parametrize(
+    ("profile", "t"),
+    [("clear_best", 5), ("clear_best", 10), ("equal_gaps", 10), ("equal_gaps", 20)],
+)
+def test_union_over_edges_holds_where_it_is_informative(profile: str, t: int) -> None:
+    """Three independent edges per search, at T where the union bound is below 1."""
+    block = shipped_block()
+    o = synthetic(Setting("bernoulli", profile, t, 0.0, edges=3), TEST_SEEDS, block["seed"])
+    bound = successive_rejects_bound(o.gaps, t)
+    assert o.gaps.shape == (3, 4) and bound < 1
+    assert not exceeds(o.failures, o.replicates, bound, block["alpha"])
+    assert not exceeds(o.failures, o.replicates, hoeffding_bound(o.gaps, t), block["alpha"])
+
+
 def test_a_wrong_bound_is_caught(shipped_rows) -> None:
     """The same check flags bounds that are too small: either bound / 100, or SR with 10x n."""
     _, outcomes = shipped_rows
