@@ -175,7 +175,7 @@ def clipped_gaussian_mean(mean: np.ndarray, std: float) -> np.ndarray:
     a, b = (0.0 - mean) / std, (1.0 - mean) / std
     norm = stats.norm
     inside = mean * (norm.cdf(b) - norm.cdf(a)) + std * (norm.pdf(a) - norm.pdf(b))
-    return inside + 1.0 * norm.sf(b)
+    return inside + norm.sf(b)  # mass clipped to 1 contributes 1 * P(X > 1)
 
 
 def synthetic(setting: Setting, replicates: int, seed: int) -> Outcome:
