@@ -183,6 +183,26 @@ def _cmd_theta_plot(args: argparse.Namespace) -> None:
     theta_figure(load_runs([args.run])[0], args.out)
 
 
+def _cmd_bound(args: argparse.Namespace) -> None:
+    from ddpnas.config import schema, validate
+    from ddpnas.experiment import nb201_source
+    from ddpnas.nasbench import load_bench
+    from ddpnas.report.bound_report import run_bound_report
+
+    block = _json_arg(args.bound, "--bound")
+    if args.seeds is not None:
+        block["seeds"] = args.seeds
+    bound_schema = schema()["properties"]["report"]["properties"]["bound"]
+    block = validate(block, bound_schema, where="report.bound")
+    bench = load_bench(args.bench or nb201_source(_json_arg(args.data, "--data")))
+    df = run_bound_report(block, bench, args.out, args.figures)
+    worst = df[df["successive_rejects_exceeded"] | df["hoeffding_exceeded"]]
+    print(
+        f"wrote {args.out}.{{csv,md,tex}} and figures in {args.figures}: {len(df)} settings, "
+        f"{len(worst)} with a bound exceeded"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     theta.add_argument("--run", required=True, help="one search record (JSON)")
     theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")
     theta.set_defaults(func=_cmd_theta_plot)
+    bound = report.add_parser("bound", help="failure bounds vs Monte-Carlo of DDPNAS; figures")
+    bound.add_argument("--out", required=True, help="table stem; writes .csv/.md/.tex and _cost.*")
+    bound.add_argument("--figures", required=True, help="folder for bound_{T,epochs,cost}.png")
+    bound.add_argument("--seeds", type=int, help="Monte-Carlo replicates per setting (override)")
+    bound.add_argument("--bound", help="the config's report.bound block as JSON (default: schema)")
+    bound.add_argument("--data", help="the config's data block as JSON (locates the benchmark)")
+    bound.add_argument("--bench", help="NAS-Bench-201 file (default: located from --data)")
+    bound.set_defaults(func=_cmd_bound)
     return parser
 
 

@@ -73,18 +73,28 @@ class JointCategorical:
         masked = np.where(self.mask, self.theta, -np.inf)
         return tuple(int(k) for k in masked.argmax(axis=1))
 
-    def credit(self, arch: Arch, accuracy: float) -> None:
-        """Credit the validation accuracy of the trained architecture to each of its (e, a_e)."""
-        if not 0.0 <= accuracy <= 1.0:
+    def credit(self, arch: Arch, accuracy: float | np.ndarray) -> None:
+        """Credit the validation accuracy of the trained architecture to each of its (e, a_e).
+
+        ``accuracy`` may also be one value per edge: the Monte-Carlo of ``ddpnas.bound_mc`` runs
+        thousands of independent searches as the edges of one distribution, each with its own
+        credit, so the real update and prune code runs vectorised.
+        """
+        acc = np.asarray(accuracy, dtype=float)
+        if acc.shape not in ((), (self.shape[0],)):
             raise ValueError(
-                f"accuracy must be a fraction in [0, 1] (larger is better), got {accuracy}"
+                f"need one accuracy or one per edge ({self.shape[0]}), got {acc.shape}"
             )
+        ok = (acc >= 0.0) & (acc <= 1.0)
+        if not ok.all():
+            bad = accuracy if acc.ndim == 0 else acc[~ok][:3].tolist()
+            raise ValueError(f"accuracy must be a fraction in [0, 1] (larger is better), got {bad}")
         edges = np.arange(self.shape[0])
         ops = np.asarray(arch)
         if not self.mask[edges, ops].all():
             raise ValueError(f"architecture {arch} uses a pruned op")
         total, count = self._open
-        total[edges, ops] += accuracy
+        total[edges, ops] += acc
         count[edges, ops] += 1
 
     def end_round(self) -> None:

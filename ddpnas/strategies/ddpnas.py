@@ -55,10 +55,10 @@ class DDPNAS(Strategy):
             arch = self.dist.sample(rng)
         else:
             if self._epoch_in_round == 0:
-                self._order = [
-                    [int(k) for k in rng.permutation(self.dist.alive(e))]
-                    for e in range(self.space.num_edges)
-                ]
+                # Survivors of every edge in one call (equal counts per edge); one permutation per
+                # edge, drawn in edge order. Vectorised for the bound's Monte-Carlo (many edges).
+                alive = np.nonzero(self.dist.mask)[1].reshape(self.space.num_edges, -1)
+                self._order = [rng.permutation(row).tolist() for row in alive]
             arch = tuple(order[self._epoch_in_round] for order in self._order)
         return EpochPlan(train=arch, evaluate=[arch])
 
