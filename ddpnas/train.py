@@ -42,6 +42,7 @@ from ddpnas.utils import (
     atomic_write,
     environment,
     load_checkpoint,
+    runtime_fingerprint,
     save_checkpoint,
     seed_everything,
     write_json,
@@ -251,7 +252,10 @@ class _Retrainer:
         if cfg.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.net
-        self.fingerprint = _fingerprint(cfg, self.net, self.n_train, self.n_test)
+        self.fingerprint = {
+            "config": _fingerprint(cfg, self.net, self.n_train, self.n_test),
+            **runtime_fingerprint(device),
+        }
         self.optimizer = torch.optim.SGD(
             self.net.parameters(),
             lr=cfg.lr,
