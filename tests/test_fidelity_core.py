@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -11,17 +12,32 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import NB201_TABLE, REPO, SHARED_DATA, require
+from conftest import NATS_FIXTURE, NB201_TABLE, REPO, SHARED_DATA, require
+from torch import nn
 from toys import SyntheticEvaluator
 
 from baselines.random_search import RandomSearch
+from ddpnas.config import load_config, validate_search
+from ddpnas.data import ImageSet
 from ddpnas.distribution import JointCategorical
 from ddpnas.errors import DDPNASError
+from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.experiment import run_experiment
+from ddpnas.nasbench import load_bench
+from ddpnas.report.tables import (
+    NB201_COLUMNS,
+    _scale,
+    method_label,
+    nb201_columns,
+    nb201_display,
+    nb201_rows,
+)
 from ddpnas.search import run_search
 from ddpnas.spaces.darts import CELL_EDGES, OPS, DartsSpace, Genotype
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
+from ddpnas.strategies.base import StepContext
+from ddpnas.train import sync_batchnorm
 
 # Node 5 of a DARTS cell has inputs 0..4 on edges 9..13; edge 13 is 5 <- 4.
 LAST_EDGE_OF_NODE_5 = 13
@@ -173,3 +189,120 @@ def test_resume_under_another_thread_count_is_refused(tmp_path: Path) -> None:
         assert again["resumed_from_epoch"] == first["epochs"] and again["arch"] == first["arch"]
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ protocol: DARTS search, retrain
+
+
+def test_shipped_search_defaults_follow_the_darts_protocol() -> None:
+    """Cosine floor 0.001 and architecture batches with the training transform, by default."""
+    spec = validate_search(
+        {"space": "nb201", "strategy": "darts", "mode": "weight_sharing", "seeds": [0]}
+    )
+    train = dict(spec["train"])
+    assert train["lr_min"] == 0.001 and train["arch_batch_augment"] is True
+    assert spec["supernet"]["affine"] is False
+    del train["train_size"], train["valid_size"]
+    images = ImageSet(
+        torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8),
+        torch.arange(8) % 10,
+        tuple(f"c{k}" for k in range(10)),
+    )
+    model = NB201Space().supernet(C=2, N=1, num_classes=10)
+    evaluator = SupernetEvaluator(model, images, images, epochs=2, **train)
+    assert evaluator.scheduler.eta_min == 0.001
+
+    seen: list[torch.Tensor] = []
+
+    class GrabValid:
+        """A training plan that records the architecture-step batches."""
+
+        def path(self) -> tuple[int, ...]:
+            return (1,) * 6
+
+        def before_weight_step(self, ctx: StepContext) -> None:
+            seen.append(ctx.valid_batch()[0])
+
+    evaluator.train(GrabValid(), 0, torch.Generator().manual_seed(0))
+    plain = images.images.float() / 255
+    batch = seen[0]
+    # crop + flip: some validation image is not delivered as stored (normalisation aside)
+    assert not all(any(torch.allclose(_unit(b), _unit(p), atol=1e-4) for p in plain) for b in batch)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Per-image standardised pixels, so the comparison ignores mean/std normalisation."""
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "paper.yaml"])
+def test_shipped_darts_rows_follow_the_protocol_and_a_departure_is_labelled(config: str) -> None:
+    searches = load_config(REPO / "config" / config)["searches"]
+    darts = {n: s for n, s in searches.items() if s["strategy"] == "darts"}
+    assert darts
+    for name, spec in darts.items():
+        assert method_label({"label": name, "spec": spec}) == name
+    spec = copy.deepcopy(next(s for s in darts.values() if s["space"] == "darts"))
+    spec["supernet"]["track_running_stats"] = False
+    assert method_label({"label": "D", "spec": spec}) == (
+        "D [not DARTS's protocol: supernet.track_running_stats=False]"
+    )
+
+
+def test_paper_retraining_is_fp32_and_amp_rows_are_marked() -> None:
+    assert load_config(REPO / "config" / "paper.yaml")["retrain"]["protocol"]["amp"] is False
+    assert load_config(REPO / "config" / "config.yaml")["retrain"]["protocol"]["amp"] is False
+    retrain = {
+        "config": {"epochs": 600, "train_size": None, "test_size": None, "amp": False},
+        "environment": {"device": "cuda"},
+    }
+    assert _scale(retrain) == "paper protocol"
+    retrain["config"].update(amp=True, amp_dtype="bfloat16")
+    assert _scale(retrain) == "paper protocol; AMP (bfloat16), not fp32"
+
+
+def test_syncbn_only_when_one_retraining_spans_several_cuda_processes() -> None:
+    """SyncBatchNorm's forward needs CUDA, so only the conversion is tested here (on CPU)."""
+
+    def net() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+
+    def synced(module: nn.Module) -> bool:
+        return any(isinstance(m, nn.SyncBatchNorm) for m in module.modules())
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    model = net()
+    params = list(model.parameters())
+    converted = sync_batchnorm(model, 2, cuda)
+    assert synced(converted) and list(converted.parameters()) == params  # optimizer stays valid
+    assert not synced(sync_batchnorm(net(), 1, cuda))
+    assert not synced(sync_batchnorm(net(), 2, cpu))
+
+
+# ------------------------------------------------------------ protocol: NAS-Bench-201 releases
+
+
+def test_nb201_rows_never_mix_benchmark_releases(bench) -> None:
+    """The compact table's C100/IN16 valid columns are v1.0, its test columns NATS-tss."""
+    record = {
+        "experiment": "x",
+        "label": "X",
+        "arch": bench.arch_str(11),
+        "epochs": 1,
+        "search_seconds": 1.0,
+        "simulated_seconds": 0.0,
+        "environment": {"hardware": "cpu"},
+        "spec": {"space": "nb201", "strategy": "ddpnas"},
+    }
+    table = nb201_rows([record], bench).set_index("source")
+    ours = table.loc["ours: x"]
+    assert ours["benchmark"] == "NATS-tss v1.0"
+    assert ours["c10_test"] == pytest.approx(bench.query(record["arch"])["cifar10_test_acc"])
+    assert np.isnan(ours["c100_valid"]) and np.isnan(ours["in16_valid"])
+    optimum = table[table["method"].str.startswith("optimum")].iloc[0]
+    assert np.isnan(optimum["c100_valid"]) and optimum["c10_test"] == pytest.approx(94.37, abs=0.01)
+    published = table[table["method"] == "RSPS"].iloc[0]
+    assert published["benchmark"] == "NAS-Bench-201 v1.0" and published["c100_valid"] > 0
+    assert "Benchmark release" in nb201_display(table.reset_index()).columns
+    nats = load_bench(require(NATS_FIXTURE))
+    assert nb201_columns(nats) == NB201_COLUMNS  # one official file: one release, every column
