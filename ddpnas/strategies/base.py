@@ -103,9 +103,13 @@ class Evidence:
         out = np.full(self.total.shape, np.nan)
         return np.divide(self.total, self.count, out=out, where=self.count > 0)
 
-    def tie_rng(self) -> np.random.Generator:
-        """A fresh generator of this run's tie stream (the same draws every call)."""
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(TIE_STREAM,)))
+    def tie_rng(self, stream: int = 0) -> np.random.Generator:
+        """A fresh generator of this run seed's tie-breaking ``stream`` (same draws every call).
+
+        Stream 0 orders the preferences; strategies take other streams for their own ties.
+        """
+        seq = np.random.SeedSequence(self.seed, spawn_key=(TIE_STREAM, stream))
+        return np.random.default_rng(seq)
 
 
 class Strategy(ABC):

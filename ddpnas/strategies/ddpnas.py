@@ -8,7 +8,7 @@ import numpy as np
 
 from ddpnas.distribution import JointCategorical
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import TIE_STREAM, EpochPlan, Strategy, rank_strength
+from ddpnas.strategies.base import EpochPlan, Strategy, rank_strength
 
 SAMPLING = ("round_robin", "distribution")
 
@@ -46,19 +46,15 @@ class DDPNAS(Strategy):
         self._epoch_in_round = 0
         self._rounds_since_update = 0
         self._order: list[list[int]] = []
-        # Breaks exact ties (pruning, genotype ranking): a stream of the run seed, created by the
-        # first propose and checkpointed, so resume is exact and the engine's draws are untouched.
+        # Breaks exact theta ties when pruning: a stream of the run seed (Evidence.tie_rng), made
+        # at the first prune and checkpointed, so resume is exact and the engine's draws (hence
+        # tie-free runs) are untouched.
         self._rng: np.random.Generator | None = None
 
     def propose(self, rng: np.random.Generator) -> EpochPlan:
         """Train the sampled architecture for the epoch, then validate that same architecture."""
         if self.done():
             raise RuntimeError("search is finished; nothing left to sample")
-        if self._rng is None:
-            seq = np.random.SeedSequence(
-                rng.bit_generator.seed_seq.entropy, spawn_key=(TIE_STREAM,)
-            )
-            self._rng = np.random.default_rng(seq)
         if self.sampling == "distribution":
             arch = self.dist.sample(rng)
         else:
@@ -89,6 +85,8 @@ class DDPNAS(Strategy):
             return {}
         self._rounds_since_update = 0
         self.dist.update(self.pruning_step)
+        if self._rng is None:
+            self._rng = self.evidence.tie_rng(stream=1)
         pruned = self.dist.prune(self._rng)
         return {"pruned": [self.space.ops[k] for k in pruned]}
 
