@@ -9,6 +9,9 @@ each update, exactly as in ../shared/reference/ddpnas_method.md:
     v            <- gamma * v + (1 - gamma) * score
     theta        <- normalise(theta + v) over the survivors, then prune argmin theta per edge.
 
+Exact ties in argmin (e.g. equal accuracies on a small, quantised validation split) are broken at
+random from the run's generator, never toward the lowest op index (which is 'none').
+
 Rewards are accuracies in [0, 1] where larger is better. Feeding errors instead (a defect of the
 public code) would prune the best op first; ``credit`` rejects values outside [0, 1] so a caller
 that feeds percentages notices.
@@ -42,6 +45,9 @@ class JointCategorical:
         self.velocity = np.zeros((num_edges, num_ops))
         # Prune step (1, 2, ...) at which each op was removed; 0 while it survives.
         self.pruned_at = np.zeros((num_edges, num_ops), dtype=np.int64)
+        # theta just before the prune that removed the op; for survivors, before the latest prune
+        # (after the last prune every survivor's theta is 1.0, this keeps how decisively it won).
+        self.theta_at_prune = np.zeros((num_edges, num_ops))
         # Sum and count of accuracies credited to (edge, op) per closed round, plus the open one.
         self._rounds: list[tuple[np.ndarray, np.ndarray]] = []
         self._open = self._empty_round()
@@ -117,6 +123,12 @@ class JointCategorical:
             out += weights / weights.sum(axis=1, keepdims=True)
         return out / len(rounds)
 
+    def mean_accuracy(self) -> np.ndarray:
+        """Mean accuracy credited to each (edge, op) over every closed round (NaN if never)."""
+        total = sum((t for t, _ in self._rounds), np.zeros(self.shape))
+        count = sum((c for _, c in self._rounds), np.zeros(self.shape))
+        return np.divide(total, count, out=np.full(self.shape, np.nan), where=count > 0)
+
     def update(self, last_rounds: int) -> None:
         """Momentum update of theta from the scores of the last rounds."""
         score = self.scores(last_rounds)
@@ -124,15 +136,27 @@ class JointCategorical:
         self.velocity[~self.mask] = 0.0
         self._set_theta(self.theta + self.velocity)
 
-    def prune(self) -> list[int]:
-        """Remove the least probable survivor of every edge; return the pruned op per edge."""
+    def prune(self, rng: np.random.Generator | None = None) -> list[int]:
+        """Remove the least probable survivor of every edge; return the pruned op per edge.
+
+        Exact ties are broken uniformly at random from ``rng``; without one a tie is an error
+        rather than a silent preference for the lowest op index.
+        """
         if self.num_alive < 2:
             raise RuntimeError("every edge is down to one op; nothing left to prune")
         masked = np.where(self.mask, self.theta, np.inf)
-        pruned = [int(k) for k in masked.argmin(axis=1)]
-        self.pruned_at[np.arange(self.shape[0]), pruned] = self.pruned_at.max() + 1
+        pruned = []
+        for row in masked:
+            lowest = np.flatnonzero(row == row.min())
+            if len(lowest) > 1 and rng is None:
+                raise ValueError(f"ops {lowest.tolist()} tie for the smallest theta; pass rng")
+            pruned.append(int(lowest[0] if len(lowest) == 1 else rng.choice(lowest)))
+        edges = np.arange(self.shape[0])
+        self.theta_at_prune[edges, pruned] = self.theta[edges, pruned]
+        self.pruned_at[edges, pruned] = self.pruned_at.max() + 1
         self.mask[np.arange(self.shape[0]), pruned] = False
         self.velocity[~self.mask] = 0.0
+        self.theta_at_prune[self.mask] = self.theta[self.mask]
         self._set_theta(self.theta)
         return pruned
 
@@ -149,6 +173,7 @@ class JointCategorical:
             "mask": self.mask.tolist(),
             "velocity": self.velocity.tolist(),
             "pruned_at": self.pruned_at.tolist(),
+            "theta_at_prune": self.theta_at_prune.tolist(),
             "rounds": [(t.tolist(), c.tolist()) for t, c in self._rounds],
             "open": (self._open[0].tolist(), self._open[1].tolist()),
         }
@@ -160,6 +185,7 @@ class JointCategorical:
         self.mask = np.asarray(state["mask"], dtype=bool)
         self.velocity = np.asarray(state["velocity"], dtype=float)
         self.pruned_at = np.asarray(state["pruned_at"], dtype=np.int64)
+        self.theta_at_prune = np.asarray(state["theta_at_prune"], dtype=float)
         self._rounds = [
             (np.asarray(t, dtype=float), np.asarray(c, dtype=np.int64)) for t, c in state["rounds"]
         ]

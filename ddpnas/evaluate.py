@@ -99,7 +99,11 @@ class FixedPath:
 
 
 class SupernetEvaluator:
-    """Supernet training with SGD + cosine LR over the planned search epochs."""
+    """Supernet training with SGD + cosine LR (down to ``lr_min``) over the planned search epochs.
+
+    DARTS's architecture steps draw validation batches with the training transform when
+    ``arch_batch_augment`` is on, as DARTS's search does (its valid queue reuses the train data).
+    """
 
     def __init__(
         self,
@@ -114,6 +118,8 @@ class SupernetEvaluator:
         weight_decay: float = 5e-4,
         nesterov: bool = True,
         grad_clip: float = 5.0,
+        lr_min: float = 0.001,
+        arch_batch_augment: bool = True,
         device: torch.device | str = "cpu",
         eval_batch_size: int = 256,
     ) -> None:
@@ -126,6 +132,7 @@ class SupernetEvaluator:
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.grad_clip = grad_clip
+        self.arch_batch_augment = arch_batch_augment
         self.optimizer = torch.optim.SGD(
             model.parameters(),
             lr=lr,
@@ -133,7 +140,9 @@ class SupernetEvaluator:
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=epochs, eta_min=lr_min
+        )
         self.criterion = nn.CrossEntropyLoss()
 
     def _valid_stream(self, generator: torch.Generator) -> Iterator[Batch]:
@@ -144,7 +153,7 @@ class SupernetEvaluator:
                 self.valid_set.labels,
                 self.batch_size,
                 shuffle=True,
-                augment=False,
+                augment=self.arch_batch_augment,
                 generator=generator,
                 device=self.device,
             )

@@ -17,7 +17,13 @@ from ddpnas.nasbench import load_bench
 from ddpnas.search import run_search
 from ddpnas.spaces import get_space
 from ddpnas.strategies import get_strategy
-from ddpnas.utils import environment, resolve_device, seed_everything, write_json
+from ddpnas.utils import (
+    environment,
+    resolve_device,
+    runtime_fingerprint,
+    seed_everything,
+    write_json,
+)
 
 # The train/valid split and the small-run subsets are fixed across run seeds and methods, so every
 # strategy sees the same images.
@@ -34,10 +40,12 @@ def nb201_source(data: dict[str, Any]) -> str | None:
     return None
 
 
-def fingerprint(spec: dict[str, Any], seed: int) -> str:
-    """Stable hash of what determines a run's result (not where its files go)."""
+def fingerprint(spec: dict[str, Any], seed: int, device: torch.device) -> dict[str, Any]:
+    """What determines a run's result (not where its files go): config and seed, as a stable
+    hash, plus the runtime (threads, CPU capability, device, torch) by name so that a refused
+    resume can say what differs."""
     blob = json.dumps({"spec": spec, "seed": seed}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {"config": hashlib.sha256(blob.encode()).hexdigest()[:16], **runtime_fingerprint(device)}
 
 
 def run_experiment(
@@ -96,7 +104,7 @@ def run_experiment(
         evaluator,
         seed=seed,
         checkpoint=checkpoint,
-        fingerprint=fingerprint(spec, seed),
+        fingerprint=fingerprint(spec, seed, dev),
         progress=progress,
     )
     record = {

@@ -26,7 +26,7 @@ from ddpnas.strategies.base import Strategy, TrainingPlan
 from ddpnas.utils import load_checkpoint, save_checkpoint
 
 # Bump whenever a strategy's or evaluator's state layout changes: old checkpoints are refused.
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 log = logging.getLogger(__name__)
 
 
@@ -77,14 +77,15 @@ def run_search(
     *,
     seed: int,
     checkpoint: str | Path | None = None,
-    fingerprint: str = "",
+    fingerprint: str | dict[str, Any] = "",
     max_epochs: int = 10_000,
     progress: bool | None = None,
 ) -> SearchOutcome:
     """Run ``strategy`` to completion, resuming from ``checkpoint`` when it exists.
 
-    ``fingerprint`` identifies the config and seed; a checkpoint written under another
-    fingerprint is refused rather than silently mixed into this run.
+    ``fingerprint`` identifies the config and seed (and, as a dict, the runtime: see
+    :func:`ddpnas.experiment.fingerprint`); a checkpoint written under another fingerprint is
+    refused rather than silently mixed into this run.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     history: list[dict[str, Any]] = []
@@ -105,6 +106,10 @@ def run_search(
         history = state["history"]
         wall = float(state["wall_seconds"])
         resumed_from = len(history)
+    strategy.evidence.reset(seed)
+    for past in history:  # the evidence is a function of the history: rebuilt, not stored
+        for seen in past["evaluated"]:
+            strategy.evidence.add(strategy.space.str_to_arch(seen["arch"]), seen["valid_acc"])
 
     planned = strategy.planned_epochs()
     show = sys.stderr.isatty() if progress is None else progress
@@ -132,6 +137,8 @@ def run_search(
                 for arch in plan.evaluate
             ]
             strategy.observe(plan, train_metrics, results)
+            for arch, result in zip(plan.evaluate, results, strict=True):
+                strategy.evidence.add(arch, result["valid_acc"])
             events = strategy.step()
             seconds = time.perf_counter() - start
             wall += seconds

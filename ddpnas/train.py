@@ -42,6 +42,7 @@ from ddpnas.utils import (
     atomic_write,
     environment,
     load_checkpoint,
+    runtime_fingerprint,
     save_checkpoint,
     seed_everything,
     write_json,
@@ -70,9 +71,10 @@ class RetrainConfig:
     """One retraining run; the defaults are the DARTS CIFAR-10 protocol.
 
     ``batch_size`` is global (split evenly across ranks), ``eval_batch_size`` per rank.
-    ``train_size``/``test_size`` pick a class-stratified subset (None: the whole set). ``amp`` and
-    ``channels_last`` default (None) to on for CUDA, off elsewhere; ``amp_dtype`` float16 also
-    turns on loss scaling. ``grad_clip`` 0 disables clipping.
+    ``train_size``/``test_size`` pick a class-stratified subset (None: the whole set). ``amp`` is an
+    opt-in speed switch (the protocol is fp32; None: on for CUDA); ``channels_last`` defaults
+    (None) to on for CUDA, off elsewhere; ``amp_dtype`` float16 also turns on loss scaling.
+    ``grad_clip`` 0 disables clipping.
     """
 
     epochs: int = 600
@@ -86,7 +88,7 @@ class RetrainConfig:
     cutout: int = 16
     train_size: int | None = None
     test_size: int | None = None
-    amp: bool | None = None
+    amp: bool | None = False
     amp_dtype: str = "bfloat16"
     channels_last: bool | None = None
     seed: int = 0
@@ -251,7 +253,10 @@ class _Retrainer:
         if cfg.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.net
-        self.fingerprint = _fingerprint(cfg, self.net, self.n_train, self.n_test)
+        self.fingerprint = {
+            "config": _fingerprint(cfg, self.net, self.n_train, self.n_test),
+            **runtime_fingerprint(device),
+        }
         self.optimizer = torch.optim.SGD(
             self.net.parameters(),
             lr=cfg.lr,
@@ -268,6 +273,7 @@ class _Retrainer:
     def wrap(self) -> None:
         """Wrap in DDP (after any resume, so every rank starts from the loaded weights)."""
         if self.world > 1:
+            self.net = sync_batchnorm(self.net, self.world, self.device)
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.net, device_ids=ids)
 
@@ -423,10 +429,23 @@ class _Retrainer:
             "train_images": self.n_train,
             "test_images": self.n_test,
             "world_size": self.world,
+            "sync_bn": any(isinstance(m, nn.SyncBatchNorm) for m in self.net.modules()),
             "wall_seconds": self.wall_seconds,
             "environment": environment(self.device),
             "config": dataclasses.asdict(self.cfg),
         }
+
+
+def sync_batchnorm(net: nn.Module, world: int, device: torch.device) -> nn.Module:
+    """SyncBN when one retraining spans several CUDA processes, so BN sees the whole batch.
+
+    Each rank's per-GPU batch is batch_size / world; plain BN would normalise over that slice
+    only and change the protocol with the GPU count. SyncBatchNorm runs on CUDA only, so CPU
+    (gloo) runs keep per-rank BN. Parameters and buffers are reused: the optimizer stays valid.
+    """
+    if world > 1 and device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
 
 
 def _take(images: ImageSet, size: int | None) -> ImageSet:

@@ -47,8 +47,15 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path: str | Path, *, version: int, fingerprint: str) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` for this run, or say why not."""
+def load_checkpoint(
+    path: str | Path, *, version: int, fingerprint: str | dict[str, Any]
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` for this run, or say why not.
+
+    A dict ``fingerprint`` ({"config": hash, **runtime_fingerprint(device)}) lets the refusal
+    name what differs when only the runtime (threads, CPU capability, device, torch) changed:
+    those change weight-sharing results, so resuming under them would mix two different runs.
+    """
     from ddpnas.errors import DDPNASError
 
     try:
@@ -57,12 +64,44 @@ def load_checkpoint(path: str | Path, *, version: int, fingerprint: str) -> dict
         raise DDPNASError(
             f"checkpoint {path} is unreadable ({exc}); delete it to start over"
         ) from exc
-    if state.get("version") != version or state.get("fingerprint") != fingerprint:
+    stored = state.get("fingerprint")
+    if (
+        isinstance(stored, dict)
+        and isinstance(fingerprint, dict)
+        and state.get("version") == version
+    ):
+        same_config = stored.get("config") == fingerprint.get("config")
+        differ = sorted(
+            k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k)
+        )
+        if same_config and differ:
+            then = ", ".join(f"{k}={stored.get(k)}" for k in differ)
+            now = ", ".join(f"{k}={fingerprint.get(k)}" for k in differ)
+            raise DDPNASError(
+                f"checkpoint {path} was written with {then} but this run has {now}; resume with "
+                "the same settings (e.g. the same --threads on the same kind of machine) or "
+                "delete it to start over"
+            )
+    if state.get("version") != version or stored != fingerprint:
         raise DDPNASError(
             f"checkpoint {path} belongs to another config, seed, model or code version; delete it "
             "or write to another path"
         )
     return state
+
+
+def runtime_fingerprint(device: torch.device) -> dict[str, Any]:
+    """What besides config and seed changes a run's numbers: thread count, CPU kernels, torch.
+
+    Same config, seed and these give a bit-identical record on CPU; a different thread count or
+    CPU capability (e.g. AVX2 vs AVX512) changes floating-point reduction order, hence results.
+    """
+    return {
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "device": device.type,
+        "torch": str(torch.__version__),
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -106,9 +145,8 @@ def environment(device: torch.device) -> dict[str, str]:
     return {
         "ddpnas": ddpnas.__version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
         "numpy": np.__version__,
-        "device": device.type,
+        **runtime_fingerprint(device),
         "hardware": device_name(device),
         "platform": platform.platform(),
     }

@@ -92,4 +92,4 @@ def test_strategy_defaults_follow_the_strategy() -> None:
         {"space": "darts", "strategy": "darts", "mode": "weight_sharing", "seeds": [0]}
     )
     assert spec["strategy_args"]["order"] == 1 and "pruning_step" not in spec["strategy_args"]
-    assert spec["supernet"] == {"C": 16, "layers": 8}
+    assert spec["supernet"] == {"C": 16, "layers": 8, "affine": False, "track_running_stats": False}

@@ -41,6 +41,29 @@ HEADERS = {
 }
 
 
+def darts_protocol(space: str) -> dict[tuple[str, str], Any]:
+    """DARTS's published search settings (NAS-Bench-201's for its space: batch-statistics BN)."""
+    return {
+        ("train", "lr_min"): 0.001,
+        ("train", "arch_batch_augment"): True,
+        ("supernet", "affine"): False,
+        ("supernet", "track_running_stats"): space == "darts",
+    }
+
+
+def method_label(record: dict[str, Any]) -> str:
+    """The configured label, marked when a DARTS search departs from the published protocol."""
+    spec = record["spec"]
+    if spec["strategy"] != "darts":
+        return record["label"]
+    gaps = [
+        f"{block}.{key}={spec.get(block, {}).get(key)}"
+        for (block, key), value in darts_protocol(spec["space"]).items()
+        if spec.get(block, {}).get(key) != value
+    ]
+    return record["label"] + (f" [not DARTS's protocol: {', '.join(gaps)}]" if gaps else "")
+
+
 @cache
 def published() -> dict[str, Any]:
     """The published figures shipped with the package (ddpnas/report/published.yaml)."""
@@ -72,17 +95,35 @@ def by_experiment(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return groups
 
 
+def nb201_columns(bench: NB201Bench) -> dict[str, str]:
+    """The table columns our rows can fill from one benchmark release (that of the test columns).
+
+    A row never mixes releases: columns the back-end reads from another release (the compact
+    table's C100 / IN16 valid come from v1.0, its test columns from NATS-tss) stay empty.
+    """
+    release = bench.version(NB201_COLUMNS["c10_test"])
+    return {col: m for col, m in NB201_COLUMNS.items() if bench.version(m) == release}
+
+
 def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
-    """One row per experiment (mean ± std over seeds), then the published rows and the optimum."""
+    """One row per experiment (mean ± std over seeds), then the published rows and the optimum.
+
+    ``benchmark`` names the release of every number in the row.
+    """
+    release = bench.version(NB201_COLUMNS["c10_test"])
+    columns = nb201_columns(bench)
     rows = []
     for name, group in by_experiment(runs).items():
         records = [bench.query(r["arch"], hp="200") for r in group]
         row: dict[str, Any] = {
-            "method": group[0]["label"],
+            "method": method_label(group[0]),
             "source": f"ours: {name}",
+            "benchmark": release,
             "runs": len(group),
         }
-        for col, metric in NB201_COLUMNS.items():
+        for col in NB201_COLUMNS:
+            row[col] = row[f"{col}_std"] = np.nan
+        for col, metric in columns.items():
             row[col], row[f"{col}_std"] = _mean_std([rec[metric] for rec in records])
         row["search_epochs"] = _mean_std([r["epochs"] for r in group])[0]
         row["search_seconds"] = _mean_std([r["search_seconds"] for r in group])[0]
@@ -94,7 +135,12 @@ def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
     pub = published()["nb201"]
     for entry in pub["rows"]:
         mark = "" if entry["checked"] else " [unchecked]"
-        row = {"method": entry["method"] + mark, "source": pub["source"], "runs": np.nan}
+        row = {
+            "method": entry["method"] + mark,
+            "source": pub["source"],
+            "benchmark": pub["benchmark"],
+            "runs": np.nan,
+        }
         std = entry.get("std", [np.nan] * len(pub["columns"]))
         for col, mean, sd in zip(pub["columns"], entry["mean"], std, strict=True):
             row[col], row[f"{col}_std"] = mean, sd
@@ -102,10 +148,11 @@ def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
     optimum = {
         "method": "optimum (200-epoch, over all 15,625 cells)",
         "source": f"{bench.backend} back-end: {Path(bench.source).name}",
+        "benchmark": release,
         "runs": np.nan,
     }
     for col, metric in NB201_COLUMNS.items():
-        optimum[col] = bench.optimum(metric)
+        optimum[col] = bench.optimum(metric) if col in columns else np.nan
     rows.append(optimum)
     return pd.DataFrame(rows)
 
@@ -135,6 +182,7 @@ def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
         lambda e: "-" if pd.isna(e) else f"{e:g}"
     )
     out["Search cost (measured)"] = df.apply(_fmt_cost, axis=1)
+    out["Benchmark release"] = df["benchmark"]
     out["Source"] = df["source"]
     return out
 
@@ -180,7 +228,10 @@ def _scale(retrain: dict[str, Any]) -> str:
     small = [f"{key}={cfg[key]}" for key, value in PAPER_PROTOCOL.items() if cfg.get(key) != value]
     if retrain["environment"]["device"] != "cuda":
         small.append("CPU")
-    return "paper protocol" if not small else "small-scale: " + ", ".join(small)
+    scale = "paper protocol" if not small else "small-scale: " + ", ".join(small)
+    if cfg.get("amp"):  # the published protocol trains in fp32
+        scale += f"; AMP ({cfg.get('amp_dtype')}), not fp32"
+    return scale
 
 
 def _cost_text(seconds: float, env: dict[str, str]) -> str:
@@ -200,7 +251,7 @@ def cifar10_rows(searches: list[dict[str, Any]], retrains: list[dict[str, Any]])
         errors = [100.0 * (1.0 - r["test_acc"]) for _, r in pairs]
         search, retrain = pairs[0]
         row: dict[str, Any] = {
-            "method": search["label"],
+            "method": method_label(search),
             "source": f"ours: {name}",
             "runs": len(pairs),
         }

@@ -60,6 +60,58 @@ class EpochPlan:
     eval_images: int | None = None
 
 
+# Spawn key of the generator that breaks exact ties in preferences (one stream per run seed).
+TIE_STREAM = 7
+
+
+def rank_strength(keys: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Strictly ordered strengths in (0, 1] of the cells of same-shaped ``keys`` (larger wins).
+
+    ``keys[0]`` decides first, later keys break its ties (NaN ranks lowest); exact ties left
+    after the last key are broken at random from ``rng``, never by position.
+    """
+    flat = [np.nan_to_num(np.asarray(k, dtype=float).ravel(), nan=-np.inf) for k in keys]
+    size = flat[0].size
+    order = np.lexsort([rng.random(size), *reversed(flat)])  # lexsort's last key is primary
+    strength = np.empty(size)
+    strength[order] = np.arange(1, size + 1) / size
+    return strength.reshape(np.shape(keys[0]))
+
+
+class Evidence:
+    """The validation accuracies the engine saw, per (edge, op): mean over the evaluated
+    architectures that use the op on the edge. The default preferences rank by it."""
+
+    def __init__(self, num_edges: int, num_ops: int) -> None:
+        self.total = np.zeros((num_edges, num_ops))
+        self.count = np.zeros((num_edges, num_ops), dtype=np.int64)
+        self.seed = 0
+
+    def reset(self, seed: int) -> None:
+        """Start a run: no evidence, ties broken from the stream of this run seed."""
+        self.total[:] = 0.0
+        self.count[:] = 0
+        self.seed = seed
+
+    def add(self, arch: Arch, accuracy: float) -> None:
+        edges = np.arange(self.total.shape[0])
+        self.total[edges, list(arch)] += accuracy
+        self.count[edges, list(arch)] += 1
+
+    def mean(self) -> np.ndarray:
+        """Mean accuracy per (edge, op); NaN where no evaluated architecture used it."""
+        out = np.full(self.total.shape, np.nan)
+        return np.divide(self.total, self.count, out=out, where=self.count > 0)
+
+    def tie_rng(self, stream: int = 0) -> np.random.Generator:
+        """A fresh generator of this run seed's tie-breaking ``stream`` (same draws every call).
+
+        Stream 0 orders the preferences; strategies take other streams for their own ties.
+        """
+        seq = np.random.SeedSequence(self.seed, spawn_key=(TIE_STREAM, stream))
+        return np.random.default_rng(seq)
+
+
 class Strategy(ABC):
     """A search algorithm expressed as hooks called once per engine epoch."""
 
@@ -72,6 +124,8 @@ class Strategy(ABC):
             raise ValueError(f"{self.name} runs in mode(s) {', '.join(self.modes)}, not {mode!r}")
         self.space = space
         self.mode = mode
+        # Filled by the engine (ddpnas.search.run_search) with every validated architecture.
+        self.evidence = Evidence(space.num_edges, space.num_ops)
 
     @abstractmethod
     def propose(self, rng: np.random.Generator) -> EpochPlan:
@@ -99,11 +153,16 @@ class Strategy(ABC):
         """(theta, mask): how strongly the search prefers each op per edge, E x K.
 
         Spaces whose final form is not one op per edge (the DARTS cell keeps two inputs per node)
-        derive it from these. Default: the result, one-hot, over a small uniform floor.
+        derive it from these, comparing strengths across edges, so equal strengths must not
+        fall back to edge order. Default: the result's op on each edge first, then the mean
+        validation accuracy of the evaluated architectures using each (edge, op) (see
+        :class:`Evidence`), then a seeded random order; strengths are ranks in (0, 1].
         """
-        theta = np.full((self.space.num_edges, self.space.num_ops), 0.1 / self.space.num_ops)
-        theta[np.arange(self.space.num_edges), list(self.result())] += 0.9
-        return theta, np.ones_like(theta, dtype=bool)
+        shape = (self.space.num_edges, self.space.num_ops)
+        chosen = np.zeros(shape)
+        chosen[np.arange(shape[0]), list(self.result())] = 1.0
+        strength = rank_strength([chosen, self.evidence.mean()], self.evidence.tie_rng())
+        return strength, np.ones(shape, dtype=bool)
 
     def planned_epochs(self) -> int | None:
         """Epoch budget if known in advance (used for LR schedules and progress bars)."""

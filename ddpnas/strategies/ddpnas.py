@@ -8,7 +8,7 @@ import numpy as np
 
 from ddpnas.distribution import JointCategorical
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, Strategy
+from ddpnas.strategies.base import EpochPlan, Strategy, rank_strength
 
 SAMPLING = ("round_robin", "distribution")
 
@@ -46,6 +46,10 @@ class DDPNAS(Strategy):
         self._epoch_in_round = 0
         self._rounds_since_update = 0
         self._order: list[list[int]] = []
+        # Breaks exact theta ties when pruning: a stream of the run seed (Evidence.tie_rng), made
+        # at the first prune and checkpointed, so resume is exact and the engine's draws (hence
+        # tie-free runs) are untouched.
+        self._rng: np.random.Generator | None = None
 
     def propose(self, rng: np.random.Generator) -> EpochPlan:
         """Train the sampled architecture for the epoch, then validate that same architecture."""
@@ -81,7 +85,9 @@ class DDPNAS(Strategy):
             return {}
         self._rounds_since_update = 0
         self.dist.update(self.pruning_step)
-        pruned = self.dist.prune()
+        if self._rng is None:
+            self._rng = self.evidence.tie_rng(stream=1)
+        pruned = self.dist.prune(self._rng)
         return {"pruned": [self.space.ops[k] for k in pruned]}
 
     def done(self) -> bool:
@@ -93,16 +99,19 @@ class DDPNAS(Strategy):
         return self.dist.argmax()
 
     def preferences(self) -> tuple[np.ndarray, np.ndarray]:
-        """theta for the survivors; pruned ops rank by how long they survived, far below.
+        """Ranks in (0, 1]: survivors first, then ops by how long they survived, and within that
+        by theta just before the prune that decided them, then by mean credited accuracy, then a
+        seeded random order.
 
-        A DARTS cell keeps two non-none inputs per node. When fewer than two edges of a node end
-        with a non-none survivor, the next inputs are the edges whose non-none op was pruned
-        last, with that op: the longest-surviving evidence the search has.
+        After the last prune every survivor's theta is 1.0, so theta alone cannot tell which
+        inputs of a DARTS node the search preferred; theta before that prune says how decisively
+        each survivor beat its last competitor. When fewer than two edges of a node end with a
+        non-none survivor, the next inputs are the edges whose non-none op was pruned last.
         """
-        theta = self.dist.theta.copy()
-        pruned = ~self.dist.mask
-        theta[pruned] = 1e-6 * self.dist.pruned_at[pruned] / max(1, self.dist.pruned_at.max())
-        return theta, np.ones_like(self.dist.mask)
+        dist = self.dist
+        survival = np.where(dist.mask, dist.pruned_at.max() + 1, dist.pruned_at)
+        keys = [survival, dist.theta_at_prune, dist.mean_accuracy()]
+        return rank_strength(keys, self.evidence.tie_rng()), np.ones_like(dist.mask)
 
     def planned_epochs(self) -> int:
         return self.pruning_step * sum(range(2, self.space.num_ops + 1))
@@ -116,6 +125,7 @@ class DDPNAS(Strategy):
             "epoch_in_round": self._epoch_in_round,
             "rounds_since_update": self._rounds_since_update,
             "order": self._order,
+            "rng": None if self._rng is None else self._rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -123,3 +133,7 @@ class DDPNAS(Strategy):
         self._epoch_in_round = int(state["epoch_in_round"])
         self._rounds_since_update = int(state["rounds_since_update"])
         self._order = [list(map(int, o)) for o in state["order"]]
+        self._rng = None
+        if state["rng"] is not None:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = state["rng"]
