@@ -192,6 +192,12 @@ class MobileNetwork(_MobileBody):
         copy_path_weights(self, supernet)
 
 
+def _measurable(network_kwargs: dict[str, Any]) -> MobileSupernet:
+    """A supernet whose modules run alone on one image: BN with running statistics, as in a
+    standalone network (batch statistics of a 1 x 1 map are undefined)."""
+    return MobileSupernet(**{"track_running_stats": True, **network_kwargs})
+
+
 def _shape(c: int, size: int) -> tuple[int, int, int, int]:
     return (1, c, size, size)
 
@@ -266,7 +272,7 @@ class MobileSpace(SearchSpace):
     ) -> list[tuple[nn.Module, tuple[int, ...]]]:
         """(module, input shape) of the parts every network has: stem, first block, 1x1 head,
         pooling + classifier (the order of :meth:`fixed_latency_keys`)."""
-        net = MobileSupernet(**network_kwargs)
+        net = _measurable(network_kwargs)
         w = widths(network_kwargs.get("width_mult", 1.0))
         first = _out_size(resolution, 2)
         last = layers(network_kwargs.get("width_mult", 1.0), resolution)[-1]
@@ -282,7 +288,7 @@ class MobileSpace(SearchSpace):
         self, resolution: int = 224, **network_kwargs: Any
     ) -> list[list[tuple[nn.Module | None, tuple[int, ...]]]]:
         """E x K (block module with its residual, input shape); None for ``zero``."""
-        net = MobileSupernet(**network_kwargs)
+        net = _measurable(network_kwargs)
         specs = layers(network_kwargs.get("width_mult", 1.0), resolution)
         return [
             [
