@@ -73,9 +73,7 @@ class MBConv(nn.Module):
         super().__init__()
         mid = round(c_in * expand)
         self.kernel, self.stride, self.expand = kernel, stride, expand
-        self.inverted_bottleneck = (
-            None if expand == 1 else conv_bn(c_in, mid, 1, 1, bn, act=True)
-        )
+        self.inverted_bottleneck = None if expand == 1 else conv_bn(c_in, mid, 1, 1, bn, act=True)
         self.depth_conv = conv_bn(mid, mid, kernel, stride, bn, groups=mid, act=True)
         self.point_linear = conv_bn(mid, c_out, 1, 1, bn, act=False)
 
@@ -97,8 +95,15 @@ class MBBlock(nn.Module):
     """An MBConv with the identity shortcut added when stride is 1 and width is kept."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int, stride: int, expand: int, bn: BNArgs,
-        *, skip: bool | None = None,
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int,
+        expand: int,
+        bn: BNArgs,
+        *,
+        skip: bool | None = None,
     ) -> None:
         super().__init__()
         self.conv = MBConv(c_in, c_out, kernel, stride, expand, bn)

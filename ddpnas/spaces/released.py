@@ -7,8 +7,9 @@
   ProxylessNAS's log); with :data:`DDPNAS_GPU_GENE`: 6,729,696 params / 782.6 M MACs.
 - :func:`darts_imagenet_network`: the DARTS-space ImageNet network (14 cells, C=48, ImageNet stems,
   reductions at cells 4 and 9, auxiliary head after cell 9, pool 7 -> dropout -> FC, BN eps 1e-3,
-  a BN after every pooling op as in DDPNAS's pt.darts-derived code) built from :mod:`ddpnas.spaces.darts`'s cells; :data:`DDPNAS_DARTS_IMAGENET` is DDPNAS's released
-  genotype (4,506,592 params without the auxiliary head, published 4.51 M).
+  a BN after every pooling op as in DDPNAS's pt.darts-derived code) built from
+  :mod:`ddpnas.spaces.darts`'s cells; :data:`DDPNAS_DARTS_IMAGENET` is DDPNAS's released genotype
+  (4,506,592 params without the auxiliary head, published 4.51 M).
 """
 
 from __future__ import annotations
