@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     theta.add_argument("--run", required=True, help="one search record (JSON)")
     theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")
     theta.set_defaults(func=_cmd_theta_plot)
+
+    from ddpnas.imagenet_cli import add_parsers as add_imagenet_parsers
+
+    add_imagenet_parsers(sub)
     return parser
 
 

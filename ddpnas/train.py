@@ -223,6 +223,7 @@ def retrain(
     out_dir: str | Path,
     checkpoint: str | Path | None = None,
     progress: bool | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_fn()`` from scratch on ``train_set`` and report top-1/5 on ``test_set``.
 
@@ -231,7 +232,7 @@ def retrain(
     or None)``; a float attribute ``drop_path_prob`` is set on it each epoch (cells read it).
     Writes ``metrics.csv`` (one row per epoch) and ``result.json`` under ``out_dir``;
     ``checkpoint`` (default ``out_dir/checkpoint.pt``) is written every epoch and resumed from
-    when present. Returns the content of ``result.json``.
+    when present. Returns the content of ``result.json`` (plus the keys of ``extra``).
     ``progress`` shows a bar (None: when stderr is a terminal).
     """
     out = Path(out_dir)
@@ -258,7 +259,7 @@ def retrain(
                     {k: f"{row[k]:.3f}" for k in ("train_acc", "test_acc") if row[k] is not None}
                 )
                 bar.update()
-        result = run.result()
+        result = {**run.result(), **(extra or {})}
         if rank == 0:
             write_json(out / RESULT_NAME, result)
         return result
