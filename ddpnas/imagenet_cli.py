@@ -19,10 +19,24 @@ from ddpnas.errors import ArchError, DDPNASError
 STANDIN_LABEL = "stand-in"
 
 
-def _config(path: str) -> dict[str, Any]:
-    from ddpnas.config import load_config
+def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], str, int]:
+    """(imagenet block, device, threads) from --config FILE, or from --block JSON (the pipeline
+    passes the validated block) with --device/--threads."""
+    from ddpnas.config import load_config, schema, validate
 
-    return load_config(path)
+    if args.config:
+        config = load_config(args.config)
+        return (
+            config["imagenet"],
+            args.device or config["device"],
+            args.threads or config["threads"],
+        )
+    try:
+        block = json.loads(args.block)
+    except json.JSONDecodeError as exc:
+        raise DDPNASError(f"--block is not valid JSON: {exc}") from None
+    block = validate(block, schema()["properties"]["imagenet"], where="imagenet")
+    return block, args.device or "auto", args.threads or 2
 
 
 def _root(args: argparse.Namespace, block: dict[str, Any]) -> Path:
@@ -85,18 +99,18 @@ def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.experiment import run_experiment
     from ddpnas.imagenet_train import search_sets
 
-    config = _config(args.config)
-    block = config["imagenet"]
+    block, device, threads = _settings(args)
     if "search" not in block:
-        raise DDPNASError(f"{args.config} has no imagenet.search block")
+        raise DDPNASError("the config has no imagenet.search block")
     spec = block["search"]
     if spec["space"] != "mobile":
         raise DDPNASError(f"imagenet.search must search the mobile space, not {spec['space']}")
     root = _root(args, block)
     train = spec.get("train", {})
+    resolution = block["search_resolution"] or block["resolution"]
     datasets = search_sets(
         root,
-        block["resolution"],
+        resolution,
         held_out=block["held_out"],
         train_size=train.get("train_size"),
         valid_size=train.get("valid_size"),
@@ -107,10 +121,10 @@ def _cmd_search(args: argparse.Namespace) -> None:
         seed=args.seed,
         out=args.out,
         checkpoint=args.checkpoint,
-        device=args.device or config["device"],
-        threads=args.threads or config["threads"],
+        device=device,
+        threads=threads,
         datasets=datasets,
-        record_extra={"dataset": _dataset_info(root, block["resolution"])},
+        record_extra={"dataset": _dataset_info(root, resolution)},
     )
     print(f"imagenet search seed {args.seed}: {record['arch']} ({record['search_seconds']:.1f} s)")
 
@@ -125,10 +139,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     from ddpnas.train import retrain
     from ddpnas.utils import resolve_device
 
-    config = _config(args.config)
-    block = config["imagenet"]
-    device = resolve_device(args.device or config["device"])
-    torch.set_num_threads(args.threads or config["threads"])
+    block, device_name, threads = _settings(args)
+    device = resolve_device(device_name)
+    torch.set_num_threads(threads)
     root = _root(args, block)
     source = ImageNetSource(
         root,
@@ -208,7 +221,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     standin.set_defaults(func=_cmd_standin)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--config", required=True, help="YAML config (its imagenet block)")
+        given = parser.add_mutually_exclusive_group(required=True)
+        given.add_argument("--config", help="YAML config (its imagenet block, device, threads)")
+        given.add_argument("--block", help="the config's imagenet block as JSON")
         parser.add_argument("--root", help="ImageNet root (default: imagenet.root, then env)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
