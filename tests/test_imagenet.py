@@ -259,4 +259,3 @@ def test_cli_standin_search_retrain_transfer_table(
     assert main(["imagenet", "search", "--block", json.dumps({"enabled": True}),
                  "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
     assert "no imagenet.search block" in capsys.readouterr().err
-
