@@ -11,11 +11,11 @@ def imagenet_on():
 
 def imagenet_root_input():
     """The stand-in folder as a rule input when it replaces ImageNet, else nothing."""
-    return [STANDIN_DIR] if IMAGENET["standin"]["enabled"] else []
+    return [STANDIN_DIR] if IMAGENET.get("standin", {}).get("enabled", True) else []
 
 
 def imagenet_root_arg():
-    return f"--root {STANDIN_DIR}" if IMAGENET["standin"]["enabled"] else ""
+    return f"--root {STANDIN_DIR}" if IMAGENET.get("standin", {}).get("enabled", True) else ""
 
 
 def cifar_zip():
@@ -36,7 +36,7 @@ def imagenet_pairs():
                     f"results/imagenet/retrain/mobile/seed{seed}/result.json",
                 )
             )
-    for name in IMAGENET["transfer"]["searches"]:
+    for name in IMAGENET.get("transfer", {}).get("searches", []):
         spec = config["searches"].get(name)
         if spec is None or spec["space"] != "darts":
             raise ValueError(f"imagenet.transfer.searches: {name!r} is not a DARTS-space search")
