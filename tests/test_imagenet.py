@@ -259,3 +259,35 @@ def test_cli_standin_search_retrain_transfer_table(
     assert main(["imagenet", "search", "--block", json.dumps({"enabled": True}),
                  "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
     assert "no imagenet.search block" in capsys.readouterr().err
+
+
+def test_streaming_retrain_killed_mid_run_resumes_to_the_same_numbers(
+    standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker-side augmentation is seeded per epoch, so a resumed run replays exactly."""
+    from ddpnas import train as train_module
+
+    cfg = protocol("ddpnas_v1", {"epochs": 2, "batch_size": 20, "eval_batch_size": 20}, seed=1)
+    source = ImageNetSource(standin, 16, device=torch.device("cpu"), workers=1)
+
+    def build() -> nn.Module:
+        return SPACE.standalone((0,) * 21, width_mult=0.25, num_classes=10)
+
+    whole = retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "whole")
+    original = train_module._Retrainer.epoch
+
+    def die_in_second_epoch(self: object, epoch: int) -> dict:
+        if epoch == 1:
+            raise KeyboardInterrupt  # stands in for a kill after epoch 0's checkpoint
+        return original(self, epoch)
+
+    monkeypatch.setattr(train_module._Retrainer, "epoch", die_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "killed")
+    monkeypatch.setattr(train_module._Retrainer, "epoch", original)
+    resumed = retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "killed")
+    for key in ("test_acc", "test_top5", "test_loss"):
+        assert resumed[key] == whole[key]
+    rows = [(tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("whole", "killed")]
+    strip = [[",".join(r.split(",")[:-1]) for r in table] for table in rows]  # drop seconds
+    assert strip[0] == strip[1]
