@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     bound.add_argument("--data", help="the config's data block as JSON (locates the benchmark)")
     bound.add_argument("--bench", help="NAS-Bench-201 file (default: located from --data)")
     bound.set_defaults(func=_cmd_bound)
+
+    from ddpnas.imagenet_cli import add_parsers as add_imagenet_parsers
+
+    add_imagenet_parsers(sub)
     return parser
 
 

@@ -10,7 +10,14 @@ from typing import Any
 import torch
 
 from ddpnas.config import validate_search
-from ddpnas.data import load_cifar10, nb201_split, resolve_cache_dir, resolve_data_root, subset
+from ddpnas.data import (
+    ImageSet,
+    load_cifar10,
+    nb201_split,
+    resolve_cache_dir,
+    resolve_data_root,
+    subset,
+)
 from ddpnas.errors import ConfigError
 from ddpnas.evaluate import SupernetEvaluator, TabularEvaluator
 from ddpnas.nasbench import load_bench
@@ -48,6 +55,24 @@ def fingerprint(spec: dict[str, Any], seed: int, device: torch.device) -> dict[s
     return {"config": hashlib.sha256(blob.encode()).hexdigest()[:16], **runtime_fingerprint(device)}
 
 
+def _cifar10_split(
+    data: dict[str, Any], train_size: int | None, valid_size: int | None
+) -> tuple[ImageSet, ImageSet]:
+    """The NAS-Bench-201 train/valid halves of CIFAR-10's training set (optionally subsets)."""
+    root = resolve_data_root(data.get("root"))
+    train_all, _ = load_cifar10(
+        root,
+        cache_dir=resolve_cache_dir(data.get("cache")),
+        download=data.get("download", True),
+    )
+    train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
+    if train_size is not None:
+        train_idx = subset(train_idx, train_size, seed=SPLIT_SEED, labels=train_all.labels)
+    if valid_size is not None:
+        valid_idx = subset(valid_idx, valid_size, seed=SPLIT_SEED, labels=train_all.labels)
+    return train_all.take(train_idx), train_all.take(valid_idx)
+
+
 def run_experiment(
     name: str,
     spec: dict[str, Any],
@@ -59,8 +84,14 @@ def run_experiment(
     device: str = "auto",
     threads: int | None = None,
     progress: bool | None = None,
+    datasets: tuple[ImageSet, ImageSet] | None = None,
+    record_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one seed of a validated search spec; write the JSON record atomically to ``out``."""
+    """Run one seed of a validated search spec; write the JSON record atomically to ``out``.
+
+    Weight-sharing searches train on CIFAR-10's NAS-Bench-201 split unless ``datasets`` gives
+    the (train, valid) images (e.g. ImageNet's search split); ``record_extra`` adds record keys.
+    """
     spec = validate_search(spec, name)
     data = data or {}
     strategy_cls = get_strategy(spec["strategy"])
@@ -68,6 +99,11 @@ def run_experiment(
         raise ConfigError(
             f"searches.{name}: strategy {spec['strategy']} runs in mode(s) "
             f"{', '.join(strategy_cls.modes)}, not {spec['mode']}"
+        )
+    if spec["strategy"] == "darts" and spec["space"] == "mobile":
+        raise ConfigError(
+            f"searches.{name}: DARTS's mixed ops do not fit the mobile space (its 'zero' layers "
+            "are skipped, not computed); use ddpnas, enas or rsps there"
         )
     if threads:
         torch.set_num_threads(threads)
@@ -83,19 +119,11 @@ def run_experiment(
     else:
         train_cfg = dict(spec["train"])
         train_size, valid_size = train_cfg.pop("train_size"), train_cfg.pop("valid_size")
-        root = resolve_data_root(data.get("root"))
-        train_all, _ = load_cifar10(
-            root,
-            cache_dir=resolve_cache_dir(data.get("cache")),
-            download=data.get("download", True),
-        )
-        train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
-        if train_size is not None:
-            train_idx = subset(train_idx, train_size, seed=SPLIT_SEED, labels=train_all.labels)
-        if valid_size is not None:
-            valid_idx = subset(valid_idx, valid_size, seed=SPLIT_SEED, labels=train_all.labels)
-        train_set, valid_set = train_all.take(train_idx), train_all.take(valid_idx)
-        model = space.supernet(**spec["supernet"], num_classes=10)
+        if datasets is None:
+            train_set, valid_set = _cifar10_split(data, train_size, valid_size)
+        else:
+            train_set, valid_set = datasets
+        model = space.supernet(**spec["supernet"], num_classes=len(train_set.classes))
         evaluator = SupernetEvaluator(
             model, train_set, valid_set, epochs=strategy.planned_epochs(), device=dev, **train_cfg
         )
@@ -125,6 +153,7 @@ def run_experiment(
         "ops": list(space.ops),
         "edges": list(space.edges),
         "history": outcome.history,
+        **(record_extra or {}),
     }
     write_json(out, record)
     return record

@@ -10,6 +10,11 @@ and global RNG are pure functions of (seed, epoch, rank), so a run killed anywhe
 same numbers (bitwise on CPU with the same thread count). Under torchrun (``WORLD_SIZE`` > 1) each
 global batch of the single-process order is split across ranks with DistributedDataParallel, and
 only rank 0 writes files.
+
+The same loop retrains ImageNet networks: the data then come from a streaming
+:class:`~ddpnas.imagenet.ImageNetSource` (DataLoader workers, or JPEGs decoded on the GPU) instead
+of tensors in memory, and the protocol options cover the ImageNet recipes (label smoothing, no
+weight decay on BN, cosine or per-epoch exponential lr, Nesterov); top-5 is reported beside top-1.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -34,10 +39,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ddpnas.data import IMAGE_SHAPE, ImageSet, iterate_batches, subset
+from ddpnas.data import ImageSet, iterate_batches, subset
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.search import epoch_generator
-from ddpnas.spaces.costs import count_flops
+from ddpnas.spaces.costs import count_flops, count_macs
 from ddpnas.utils import (
     atomic_write,
     environment,
@@ -60,9 +65,11 @@ METRICS_COLUMNS = (
     "train_acc",
     "test_loss",
     "test_acc",
+    "test_top5",
     "seconds",
 )
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+LR_SCHEDULES = ("cosine", "exponential")
 SUBSET_SEED = 0  # subsets do not follow the run seed, so seeds differ only in training noise
 
 
@@ -94,6 +101,11 @@ class RetrainConfig:
     seed: int = 0
     eval_batch_size: int = 256
     eval_every: int = 1
+    label_smoothing: float = 0.0
+    bn_weight_decay: bool = True
+    nesterov: bool = False
+    lr_schedule: str = "cosine"
+    lr_gamma: float = 0.97
 
     def __post_init__(self) -> None:
         """Reject impossible values up front rather than hours into a run."""
@@ -111,6 +123,72 @@ class RetrainConfig:
             raise ConfigError(f"retrain drop_path_prob must be in [0, 1): {self.drop_path_prob}")
         if self.amp_dtype not in AMP_DTYPES:
             raise ConfigError(f"retrain amp_dtype must be one of {list(AMP_DTYPES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"retrain lr_schedule must be one of {list(LR_SCHEDULES)}")
+        if not 0 <= self.label_smoothing < 1 or not 0 < self.lr_gamma <= 1:
+            raise ConfigError("retrain label_smoothing must be in [0, 1) and lr_gamma in (0, 1]")
+
+
+class BatchSource(Protocol):
+    """Where retraining batches come from: tensors in memory or a streaming ImageNet source.
+
+    Indices are positions in the source's train (test) labels; batches are normalised floats on
+    ``device``; all training randomness comes from ``generator`` (so an epoch replays).
+    """
+
+    train_labels: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, int, int]
+
+    def train_batches(
+        self, indices: torch.Tensor, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def test_batches(
+        self, indices: torch.Tensor, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class MemorySource:
+    """CIFAR-style ImageSets uploaded once to the device; crop + flip as the DARTS protocol."""
+
+    def __init__(
+        self, train: ImageSet, test: ImageSet, device: torch.device, channels_last: bool
+    ) -> None:
+        self.train_labels, self.test_labels = train.labels, test.labels
+        self.image_shape = tuple(train.images.shape[1:])
+        self.device, self.channels_last = device, channels_last
+        self._train = (train.images.to(device), train.labels.to(device))
+        self._test = (test.images.to(device), test.labels.to(device))
+
+    def _batches(
+        self,
+        data: tuple[torch.Tensor, torch.Tensor],
+        indices: torch.Tensor,
+        batch_size: int,
+        generator: torch.Generator | None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        index = indices.to(self.device)
+        return iterate_batches(
+            data[0][index],
+            data[1][index],
+            batch_size,
+            shuffle=False,
+            augment=generator is not None,
+            generator=generator or torch.Generator(),
+            device=self.device,
+            channels_last=self.channels_last,
+        )
+
+    def train_batches(
+        self, indices: torch.Tensor, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._batches(self._train, indices, batch_size, generator)
+
+    def test_batches(
+        self, indices: torch.Tensor, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self._batches(self._test, indices, batch_size, None)
 
 
 def drop_path_schedule(base: float, epoch: int, epochs: int) -> float:
@@ -139,21 +217,24 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
 
 def retrain(
     model_fn: Callable[[], nn.Module],
-    train_set: ImageSet,
-    test_set: ImageSet,
+    train_set: ImageSet | BatchSource,
+    test_set: ImageSet | None,
     cfg: RetrainConfig,
     *,
     device: torch.device | str,
     out_dir: str | Path,
     checkpoint: str | Path | None = None,
     progress: bool | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``model_fn()`` from scratch on ``train_set`` and report top-1 on ``test_set``.
+    """Train ``model_fn()`` from scratch on ``train_set`` and report top-1/5 on ``test_set``.
 
-    The model's ``forward(x)`` returns ``(logits, aux_logits or None)`` and it reads the float
-    attribute ``drop_path_prob``, set here each epoch. Writes ``metrics.csv`` (one row per epoch)
-    and ``result.json`` under ``out_dir``; ``checkpoint`` (default ``out_dir/checkpoint.pt``) is
-    written every epoch and resumed from when present. Returns the content of ``result.json``.
+    ``train_set`` is an ImageSet (with ``test_set``) or a streaming :class:`BatchSource` holding
+    both (``test_set`` None). The model's ``forward(x)`` returns logits or ``(logits, aux_logits
+    or None)``; a float attribute ``drop_path_prob`` is set on it each epoch (cells read it).
+    Writes ``metrics.csv`` (one row per epoch) and ``result.json`` under ``out_dir``;
+    ``checkpoint`` (default ``out_dir/checkpoint.pt``) is written every epoch and resumed from
+    when present. Returns the content of ``result.json`` (plus the keys of ``extra``).
     ``progress`` shows a bar (None: when stderr is a terminal).
     """
     out = Path(out_dir)
@@ -180,7 +261,7 @@ def retrain(
                     {k: f"{row[k]:.3f}" for k in ("train_acc", "test_acc") if row[k] is not None}
                 )
                 bar.update()
-        result = run.result()
+        result = {**run.result(), **(extra or {})}
         if rank == 0:
             write_json(out / RESULT_NAME, result)
         return result
@@ -224,8 +305,8 @@ class _Retrainer:
     def __init__(
         self,
         model_fn: Callable[[], nn.Module],
-        train_set: ImageSet,
-        test_set: ImageSet,
+        train_set: ImageSet | BatchSource,
+        test_set: ImageSet | None,
         cfg: RetrainConfig,
         device: torch.device,
         rank: int,
@@ -240,13 +321,18 @@ class _Retrainer:
         if cfg.batch_size % world:
             raise ConfigError(f"batch_size {cfg.batch_size} does not split over {world} ranks")
         self.device, self.rank, self.world = device, rank, world
-        train, test = _take(train_set, cfg.train_size), _take(test_set, cfg.test_size)
-        self.n_train, self.n_test = len(train), len(test)
-        self.train_images = train.images.to(device)  # uploaded once: batches gather on device
-        self.train_labels = train.labels.to(device)
-        mine = torch.arange(rank, self.n_test, world)
-        self.test_images = test.images[mine].to(device)
-        self.test_labels = test.labels[mine].to(device)
+        if isinstance(train_set, ImageSet):
+            if test_set is None:
+                raise ConfigError("retrain: an in-memory train set needs a test set")
+            self.source: BatchSource = MemorySource(
+                train_set, test_set, device, bool(cfg.channels_last)
+            )
+        else:
+            self.source = train_set
+        self.train_index = _take(self.source.train_labels, cfg.train_size)
+        test_index = _take(self.source.test_labels, cfg.test_size)
+        self.n_train, self.n_test = len(self.train_index), len(test_index)
+        self.test_index = test_index[rank::world]
 
         seed_everything(cfg.seed)
         self.net = model_fn().to(device)
@@ -258,12 +344,17 @@ class _Retrainer:
             **runtime_fingerprint(device),
         }
         self.optimizer = torch.optim.SGD(
-            self.net.parameters(),
+            _param_groups(self.net, cfg),
             lr=cfg.lr,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
         )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs)
+            if cfg.lr_schedule == "cosine"
+            else torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_gamma)
+        )
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=bool(cfg.amp) and cfg.amp_dtype == "float16"
         )
@@ -286,9 +377,9 @@ class _Retrainer:
         self.net.drop_path_prob = drop_path
         train_loss, train_acc = self._train(epoch)
         self.scheduler.step()
-        test_loss = test_acc = None
+        test_loss = test_acc = test_top5 = None
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            test_loss, test_acc = self._evaluate()
+            test_loss, test_acc, test_top5 = self._evaluate()
         seconds = time.perf_counter() - start
         self.wall_seconds += seconds
         row = {
@@ -299,6 +390,7 @@ class _Retrainer:
             "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
+            "test_top5": test_top5,
             "seconds": seconds,
         }
         self.history.append(row)
@@ -323,28 +415,21 @@ class _Retrainer:
         shard = order[self.rank :: self.world][: self.n_train // self.world]
         if len(shard) % local_batch == 1:  # batch norm cannot train on a single image
             shard = shard[:-1]
-        shard = shard.to(self.device)
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in iterate_batches(
-            self.train_images[shard],
-            self.train_labels[shard],
-            local_batch,
-            shuffle=False,
-            augment=True,
-            generator=augment,
-            device=self.device,
-            channels_last=bool(cfg.channels_last),
-        ):
+        smoothing = cfg.label_smoothing
+        for x, y in self.source.train_batches(self.train_index[shard], local_batch, augment):
             if cfg.cutout:
                 cutout(x, cfg.cutout, augment)
             with self._autocast():
-                logits, aux = self.model(x)
-                loss = F.cross_entropy(logits, y)
+                logits, aux = _outputs(self.model(x))
+                loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
                 objective = loss
                 if aux is not None:
-                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
+                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(
+                        aux, y, label_smoothing=smoothing
+                    )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(objective).backward()
             if cfg.grad_clip:
@@ -354,41 +439,40 @@ class _Retrainer:
             self.scaler.update()
             loss_sum += loss.detach().double() * len(y)
             correct += (logits.argmax(1) == y).sum()
-        return self._mean_over_ranks(loss_sum, correct, len(shard))
+        return self._mean_over_ranks(loss_sum, correct, len(shard))[:2]
 
     @torch.no_grad()
-    def _evaluate(self) -> tuple[float, float]:
-        """(mean cross-entropy, top-1) on the whole test set, each rank scoring its share."""
+    def _evaluate(self) -> tuple[float, float, float]:
+        """(mean cross-entropy, top-1, top-5) on the whole test set, each rank scoring its share."""
         if self.world > 1:  # every rank scores with rank 0's BN statistics, the checkpointed ones
             for buffer in self.net.buffers():
                 dist.broadcast(buffer, 0)
         self.net.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in iterate_batches(
-            self.test_images,
-            self.test_labels,
-            self.cfg.eval_batch_size,
-            shuffle=False,
-            augment=False,
-            generator=torch.Generator(),
-            device=self.device,
-            channels_last=bool(self.cfg.channels_last),
-        ):
+        top5 = torch.zeros((), dtype=torch.float64, device=self.device)
+        for x, y in self.source.test_batches(self.test_index, self.cfg.eval_batch_size):
             with self._autocast():
-                logits, _ = self.net(x)
+                logits, _ = _outputs(self.net(x))
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
-        return self._mean_over_ranks(loss_sum, correct, len(self.test_labels))
+            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            top5 += (best == y[:, None]).any(1).sum()
+        return self._mean_over_ranks(loss_sum, correct, len(self.test_index), top5)
 
     def _mean_over_ranks(
-        self, loss_sum: torch.Tensor, correct: torch.Tensor, count: int
-    ) -> tuple[float, float]:
-        totals = torch.stack([loss_sum, correct, loss_sum.new_tensor(float(count))])
+        self,
+        loss_sum: torch.Tensor,
+        correct: torch.Tensor,
+        count: int,
+        top5: torch.Tensor | None = None,
+    ) -> tuple[float, float, float]:
+        extra = loss_sum.new_zeros(()) if top5 is None else top5
+        totals = torch.stack([loss_sum, correct, extra, loss_sum.new_tensor(float(count))])
         if self.world > 1:
             dist.all_reduce(totals)
-        loss, hits, seen = totals.tolist()
-        return loss / max(seen, 1.0), hits / max(seen, 1.0)
+        loss, hits, hits5, seen = totals.tolist()
+        return loss / max(seen, 1.0), hits / max(seen, 1.0), hits5 / max(seen, 1.0)
 
     def save(self, path: Path) -> None:
         state = {
@@ -419,12 +503,14 @@ class _Retrainer:
         last = self.history[-1]
         return {
             "test_acc": last["test_acc"],
+            "test_top5": last["test_top5"],
             "test_loss": last["test_loss"],
             "params_m": sum(
                 p.numel() for name, p in self.net.named_parameters() if "auxiliary" not in name
             )
             / 1e6,
-            "flops_m": count_flops(self.net, (1, *IMAGE_SHAPE)),
+            "flops_m": count_flops(self.net, (1, *self.source.image_shape)),
+            "macs_m": count_macs(self.net, (1, *self.source.image_shape)) / 1e6,
             "epochs": self.cfg.epochs,
             "train_images": self.n_train,
             "test_images": self.n_test,
@@ -448,11 +534,32 @@ def sync_batchnorm(net: nn.Module, world: int, device: torch.device) -> nn.Modul
     return net
 
 
-def _take(images: ImageSet, size: int | None) -> ImageSet:
-    """All of ``images`` (None), or a class-stratified subset that is the same for every seed."""
-    if size is None:
-        return images
-    return images.take(subset(torch.arange(len(images)), size, SUBSET_SEED, labels=images.labels))
+def _take(labels: torch.Tensor, size: int | None) -> torch.Tensor:
+    """All indices (None), or a class-stratified subset that is the same for every seed."""
+    every = torch.arange(len(labels))
+    return every if size is None else subset(every, size, SUBSET_SEED, labels=labels)
+
+
+def _outputs(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]) -> tuple[Any, Any]:
+    """(logits, aux logits or None) of a model returning either form."""
+    return out if isinstance(out, tuple) else (out, None)
+
+
+def _param_groups(net: nn.Module, cfg: RetrainConfig) -> list[dict[str, Any]]:
+    """All parameters; with ``bn_weight_decay`` off, BN weights and biases get no weight decay
+    (ProxylessNAS's recipe, which DDPNAS follows on ImageNet)."""
+    if cfg.bn_weight_decay:
+        return [{"params": list(net.parameters())}]
+    bn = {
+        id(p)
+        for m in net.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for p in m.parameters(recurse=False)
+    }
+    return [
+        {"params": [p for p in net.parameters() if id(p) not in bn]},
+        {"params": [p for p in net.parameters() if id(p) in bn], "weight_decay": 0.0},
+    ]
 
 
 def _fingerprint(cfg: RetrainConfig, net: nn.Module, n_train: int, n_test: int) -> str:

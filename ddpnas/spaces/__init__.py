@@ -13,7 +13,11 @@ def get_space(name: str) -> SearchSpace:
         from ddpnas.spaces.darts import DartsSpace
 
         return DartsSpace()
-    raise KeyError(f"unknown search space {name!r}; known: nb201, darts")
+    if name == "mobile":
+        from ddpnas.spaces.mobile import MobileSpace
+
+        return MobileSpace()
+    raise KeyError(f"unknown search space {name!r}; known: nb201, darts, mobile")
 
 
 __all__ = ["Arch", "SearchSpace", "get_space"]

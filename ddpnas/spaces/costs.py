@@ -44,6 +44,20 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *args: Any, **kwar
         for m in model.modules()
         if isinstance(m, nn.Linear | nn.modules.conv._ConvNd) and m.bias is not None
     ]
+    try:
+        macs = count_macs(model, input_shape, *args, **kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return (macs + bias_adds) / 1e6
+
+
+def count_macs(model: nn.Module, input_shape: Sequence[int], *args: Any, **kwargs: Any) -> int:
+    """Multiply-accumulates of convolutions and linear layers, biases and the rest free.
+
+    The convention of the MobileNet / ProxylessNAS / XNAS tables (e.g. 465.3 M for ProxylessNAS-GPU
+    at 224). Whole batch of ``input_shape``; eval mode, no autograd, training mode restored.
+    """
     was_training = model.training
     param = next(model.parameters(), None)
     x = torch.zeros(tuple(input_shape), device=param.device if param is not None else None)
@@ -53,6 +67,4 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *args: Any, **kwar
             model(x, *args, **kwargs)
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return (counter.get_total_flops() / 2 + bias_adds) / 1e6
+    return counter.get_total_flops() // 2

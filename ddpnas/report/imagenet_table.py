@@ -1,0 +1,91 @@
+"""ImageNet table: our mobile-space and transferred-cell rows beside the published ones.
+
+Every row of ours names the data it ran on; rows on the CIFAR-10 stand-in say "stand-in" in the
+Data column, so a stand-in number is never read as an ImageNet one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ddpnas.report.tables import _cost_text, published
+
+
+def _data_label(retrain: dict[str, Any]) -> str:
+    info = retrain.get("dataset", {})
+    if info.get("stand_in"):
+        return (
+            f"stand-in: {info['classes']} CIFAR-10 classes, {retrain['train_images']} train / "
+            f"{retrain['test_images']} val images, {info['resolution']} px"
+        )
+    return f"ImageNet, {info.get('resolution', '?')} px"
+
+
+def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.DataFrame:
+    """One row per (search record, retrain result) of ours, then the published rows."""
+    rows = []
+    for search, retrain in pairs:
+        rows.append(
+            {
+                "method": f"{search['label']} ({retrain['kind']})",
+                "source": f"ours: {search['experiment']} seed {search['seed']}",
+                "data": _data_label(retrain),
+                "top1": 100.0 * retrain["test_acc"],
+                "top5": 100.0 * retrain["test_top5"],
+                "params_m": retrain["params_m"],
+                "macs_m": retrain["macs_m"],
+                "epochs": retrain["epochs"],
+                "search_seconds": search["search_seconds"],
+                "search_cost": _cost_text(search["search_seconds"], search["environment"]),
+                "retrain_seconds": retrain["wall_seconds"],
+                "retrain_cost": _cost_text(retrain["wall_seconds"], retrain["environment"]),
+            }
+        )
+    pub = published()
+    for key, kind in (("imagenet_transfer", "cell transferred"), ("imagenet_mobile", "mobile")):
+        table = pub[key]
+        for entry in table["rows"]:
+            values = dict(zip(table["columns"], entry["values"], strict=True))
+            days = values.get("search_gpu_days")
+            latency = values.get("gpu_latency_ms")
+            rows.append(
+                {
+                    "method": f"{entry['method']} ({kind})"
+                    + ("" if entry["checked"] else " [unchecked]"),
+                    "source": table["source"],
+                    "data": "ImageNet (published)"
+                    + ("" if latency is None else f", GPU latency {latency} ms"),
+                    "top1": values["top1"],
+                    "top5": values.get("top5"),
+                    "params_m": values.get("params_m"),
+                    "macs_m": np.nan,
+                    "epochs": np.nan,
+                    "search_cost": "-" if days is None else f"{days:g} GPU-days (published)",
+                    "retrain_cost": "-",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _num(value: Any, digits: int) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def imagenet_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable version of :func:`imagenet_rows`."""
+    return pd.DataFrame(
+        {
+            "Method": df["method"],
+            "Data": df["data"],
+            "Top-1 (%)": df["top1"].map(lambda v: _num(v, 2)),
+            "Top-5 (%)": df["top5"].map(lambda v: _num(v, 2)),
+            "Params (M)": df["params_m"].map(lambda v: _num(v, 2)),
+            "MACs (M)": df["macs_m"].map(lambda v: _num(v, 1)),
+            "Search cost": df["search_cost"],
+            "Retrain cost": df["retrain_cost"],
+            "Source": df["source"],
+        }
+    )

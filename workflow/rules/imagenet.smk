@@ -1,0 +1,128 @@
+# ImageNet stage: (stand-in) -> mobile-space search -> retrain the searched network; DARTS-space
+# cells transferred to ImageNet; results/tables/imagenet.*. Rules only call `ddpnas imagenet`.
+# A generated architecture (arch.json) can be retrained with the same command (--arch FILE).
+include: "imagenet_common.smk"
+
+
+rule imagenet_standin:
+    input:
+        cifar_zip(),
+    output:
+        directory(STANDIN_DIR),
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/imagenet/standin.log",
+    benchmark:
+        "results/benchmarks/imagenet/standin.tsv"
+    params:
+        train=IMAGENET.get("standin", {}).get("train_per_class", 30),
+        val=IMAGENET.get("standin", {}).get("val_per_class", 10),
+        size=IMAGENET.get("standin", {}).get("size", 64),
+    shell:
+        "ddpnas imagenet standin --cifar-zip {input} --out {output} --train-per-class {params.train}"
+        " --val-per-class {params.val} --size {params.size} > {log} 2>&1"
+
+
+rule imagenet_search:
+    input:
+        imagenet_root_input(),
+    output:
+        "results/imagenet/search/seed{seed}.json",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/imagenet/search/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/imagenet/search/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        block=json.dumps(IMAGENET),
+        root=imagenet_root_arg(),
+        checkpoint="results/checkpoints/imagenet/search/seed{seed}.pt",
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    shell:
+        "ddpnas imagenet search --block {params.block:q} {params.root} --seed {wildcards.seed}"
+        " --out {output} --checkpoint {params.checkpoint} --device {params.device}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule imagenet_retrain:
+    input:
+        root=imagenet_root_input(),
+        arch="results/imagenet/search/seed{seed}.json",
+    output:
+        result="results/imagenet/retrain/mobile/seed{seed}/result.json",
+        metrics="results/imagenet/retrain/mobile/seed{seed}/metrics.csv",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/imagenet/retrain/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/imagenet/retrain/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        block=json.dumps(IMAGENET),
+        root=imagenet_root_arg(),
+        out_dir="results/imagenet/retrain/mobile/seed{seed}",
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    shell:
+        "ddpnas imagenet retrain --block {params.block:q} {params.root} --arch {input.arch}"
+        " --seed {wildcards.seed} --out-dir {params.out_dir} --device {params.device}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule imagenet_transfer:
+    input:
+        root=imagenet_root_input(),
+        genotype="results/genotypes/{exp}/seed{seed}.txt",
+    output:
+        result="results/imagenet/transfer/{exp}/seed{seed}/result.json",
+        metrics="results/imagenet/transfer/{exp}/seed{seed}/metrics.csv",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/imagenet/transfer/{exp}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/imagenet/transfer/{exp}/seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        block=json.dumps(IMAGENET),
+        root=imagenet_root_arg(),
+        out_dir="results/imagenet/transfer/{exp}/seed{seed}",
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    shell:
+        "ddpnas imagenet retrain --block {params.block:q} {params.root}"
+        " --genotype {input.genotype} --seed {wildcards.seed} --out-dir {params.out_dir}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule imagenet_table:
+    input:
+        searches=[s for s, _ in imagenet_pairs()],
+        retrains=[r for _, r in imagenet_pairs()],
+    output:
+        csv="results/tables/imagenet.csv",
+        md=report("results/tables/imagenet.md", category="Tables", labels={"table": "ImageNet"}),
+        tex="results/tables/imagenet.tex",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/tables/imagenet.log",
+    benchmark:
+        "results/benchmarks/tables/imagenet.tsv"
+    shell:
+        "ddpnas imagenet table --searches {input.searches} --retrains {input.retrains}"
+        " --out results/tables/imagenet > {log} 2>&1"
