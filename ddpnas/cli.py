@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     theta.add_argument("--run", required=True, help="one search record (JSON)")
     theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")
     theta.set_defaults(func=_cmd_theta_plot)
+
+    from ddpnas.generate_cli import add_parser as add_generate
+
+    add_generate(sub)
     return parser
 
 

@@ -81,8 +81,11 @@ class DDPNAS(Strategy):
             return {}
         self._rounds_since_update = 0
         self.dist.update(self.pruning_step)
+        # The updated distribution before the prune (unrounded): what generation under a budget
+        # starts from, since after the last prune a single op per edge is left.
+        before = self.dist.theta.tolist()
         pruned = self.dist.prune()
-        return {"pruned": [self.space.ops[k] for k in pruned]}
+        return {"pruned": [self.space.ops[k] for k in pruned], "theta_before_prune": before}
 
     def done(self) -> bool:
         return self.dist.num_alive == 1
