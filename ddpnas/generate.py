@@ -41,7 +41,7 @@ CostTable = Mapping[str, tuple[float, np.ndarray]]
 OBJECTIVES = ("log", "theta")
 VALUE_TOL = 1e-6
 COST_TOL = 1e-6
-_MAX_CUTS = 20
+_MAX_CUTS = 100
 
 
 class InfeasibleBudget(DDPNASError):
@@ -173,13 +173,20 @@ class _Problem:
         return rows
 
 
+def _exclude(x: np.ndarray) -> LinearConstraint:
+    """No-good cut: at most E - 1 of the choices of ``x`` (so not all of them) again."""
+    return LinearConstraint(x.ravel(), -np.inf, x.shape[0] - 1)
+
+
 def _arch(x: np.ndarray) -> tuple[int, ...]:
     return tuple(int(k) for k in x.argmax(axis=1))
 
 
-def _best(problem: _Problem, value: np.ndarray, limits: Mapping[str, float]) -> np.ndarray | None:
+def _best(
+    problem: _Problem, value: np.ndarray, limits: Mapping[str, float], cuts: list[LinearConstraint]
+) -> np.ndarray | None:
     """The optimum under ``limits`` in the documented tie order (see the module doc)."""
-    rows = problem.budget_rows(limits)
+    rows = [*problem.budget_rows(limits), *cuts]
     gain = np.where(problem.feasible, value, 0.0).ravel()
     x = problem.solve(-gain, rows)
     if x is None:
@@ -192,13 +199,7 @@ def _best(problem: _Problem, value: np.ndarray, limits: Mapping[str, float]) -> 
         LinearConstraint(problem.normcost, -np.inf, problem.normcost @ x.ravel() + COST_TOL)
     )
     # 3. unique? (exclude x and re-solve); else fix edges in order to their smallest tied op.
-    chosen = x.ravel()
-    if (
-        problem.solve(
-            np.zeros(chosen.size), [*rows, LinearConstraint(chosen, -np.inf, x.shape[0] - 1)]
-        )
-        is None
-    ):
+    if problem.solve(np.zeros(x.size), [*rows, _exclude(x)]) is None:
         return x
     upper = problem.feasible.ravel().astype(float)
     for e in range(x.shape[0]):
@@ -243,9 +244,9 @@ def generate(
     theta, checked = check_problem(theta, costs, budgets)
     value = values(theta, objective)
     problem = _Problem(theta, checked)
-    limits = dict(budgets)
+    cuts: list[LinearConstraint] = []
     for _ in range(_MAX_CUTS):
-        x = _best(problem, value, limits)
+        x = _best(problem, value, budgets, cuts)
         if x is None:
             raise _infeasible(problem, budgets)
         arch = _arch(x)
@@ -254,9 +255,8 @@ def generate(
         if not over:
             score = float(sum(value[e, k] for e, k in enumerate(arch)))
             return Generated(arch, score, totals)
-        # Accepted only within the solver's tolerance: cut it off (strictly) and re-solve.
-        for r, total in over.items():
-            limits[r] = np.nextafter(min(limits[r], total), -np.inf)
+        # Over budget, accepted only within the solver's tolerance: exclude it and re-solve.
+        cuts.append(_exclude(x))
     raise RuntimeError(f"MILP kept returning solutions over budget {budgets}")
 
 
