@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/generate.smk"
 
 
 rule all:
@@ -26,4 +27,5 @@ rule all:
         nb201_tables(),
         cifar10_tables(),
         theta_figures(),
+        generation_outputs(),
     default_target: True

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import NB201_TABLE, require
+import yaml
+from conftest import NB201_TABLE, REPO, SHARED_DATA, require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toys import SyntheticEvaluator, ToySpace, separated_means
@@ -277,8 +282,6 @@ def test_cli_nb201_sweep_writes_the_gap_to_the_true_front(tmp_path: Path) -> Non
         ]
     )  # fmt: skip
     assert code == 0
-    import pandas as pd
-
     df = pd.read_csv(stem.with_suffix(".csv"))
     assert df["feasible"].tolist() == [False, True, True, True, True]
     ok = df[df["feasible"]]
@@ -287,3 +290,31 @@ def test_cli_nb201_sweep_writes_the_gap_to_the_true_front(tmp_path: Path) -> Non
     np.testing.assert_allclose(ok["gap"], ok["front_acc"] - ok["acc"])
     assert (tmp_path / "fig.png").stat().st_size > 0
     assert "Gap" in stem.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_pipeline_generation_rule_on_the_default_config(tmp_path: Path) -> None:
+    """The shipped default config's generation job, via Snakemake, under 30 s of CPU time."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data"]["root"] = str(require(SHARED_DATA))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    # The search the job reads runs here, in-process (seconds); Snakemake then runs only the job.
+    entry = config["generate"]["nb201"]
+    record = tmp_path / f"results/search/{entry['experiment']}/seed0.json"
+    search = ["search", "--config", str(tmp_path / "config.yaml"), "--experiment"]
+    assert main([*search, entry["experiment"], "--seed", "0", "--out", str(record)]) == 0
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    targets = ["results/tables/generation_nb201.csv", "results/figures/generation_nb201.png"]
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+         str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", *targets],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    df = pd.read_csv(tmp_path / targets[0])
+    assert len(df) == int(entry["sweep"].rsplit(":", 1)[1]) and df["feasible"].all()
+    assert (df["macs"] <= df["budget"]).all() and (df["measured_macs"] == df["macs"]).all()
+    assert (df["gap"] >= 0).all() and (df["front_macs"] <= df["budget"]).all()
+    bench = pd.read_csv(tmp_path / "results/benchmarks/generation/nb201.tsv", sep="\t")
+    assert bench["cpu_time"].iloc[0] < 30  # CPU seconds (wall time depends on the machine's load)
+    assert "gap to the true front" in (tmp_path / "results/logs/generation/nb201.log").read_text()
