@@ -220,10 +220,10 @@ def _infeasible(problem: _Problem, budgets: Mapping[str, float]) -> InfeasibleBu
         fixed, table = problem.costs[name]
         alone = fixed + np.where(problem.feasible, table, np.inf).min(axis=1).sum()
         others = {r: b for r, b in budgets.items() if r != name}
-        text = f"{name} <= {limit:g}: minimum feasible {name} {alone:g}"
+        text = f"{name} <= {limit:.10g}: minimum feasible {name} {alone:.10g}"
         if others:
             x = problem.solve(table.ravel(), problem.budget_rows(others))
-            within = "none fits" if x is None else f"{fixed + table.ravel() @ x.ravel():g}"
+            within = "none fits" if x is None else f"{fixed + table.ravel() @ x.ravel():.10g}"
             text += f" (with the other budgets: {within})"
         parts.append(text)
     return InfeasibleBudget("no architecture fits the budget(s): " + "; ".join(parts))

@@ -37,7 +37,8 @@ def generation_args(wildcards):
     for resource, budget in entry["budgets"].items():
         args += ["--budget", f"{resource}={budget!r}"]
     if entry["latency"]:
-        args += ["--latency", entry["latency"], "--device", config["device"]]
+        args += ["--latency", entry["latency"], "--missing", entry["missing"]]
+        args += ["--device", config["device"]]
     return " ".join(shlex.quote(a) for a in args)
 
 
