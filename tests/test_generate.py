@@ -263,6 +263,13 @@ def test_cli_generates_from_files_and_rejects_bad_ones(tmp_path: Path, capsys) -
         err = capsys.readouterr().err
         assert message in err and err.startswith("ddpnas: error:") and err.count("\n") == 1
     assert not (tmp_path / "x.json").exists()
+    # A sweep without a space: the objective over the budget, infeasible budgets marked.
+    stem, figure = tmp_path / "generation_custom", tmp_path / "custom.png"
+    sweep_args = ["--sweep", "macs=6:20:8", "--table", str(stem), "--figure", str(figure)]
+    assert main([*args, *sweep_args]) == 0
+    df = pd.read_csv(stem.with_suffix(".csv"))
+    assert df["feasible"].tolist() == [False] * 3 + [True] * 5 and "gap" not in df  # min 12
+    assert df["objective"].dropna().is_monotonic_increasing and figure.stat().st_size > 0
 
 
 @pytest.mark.slow
