@@ -127,7 +127,7 @@ def _space_costs(
             costs[RESOURCE] = measured_table(
                 space,
                 resolve_device(args.device),
-                cache_dir=resolve_cache_dir(None),
+                cache_dir=resolve_cache_dir(_json_object(args.data).get("cache")),
                 network_kwargs=network,
             )
         else:

@@ -109,7 +109,6 @@ def measured_table(
                 return float(cached["fixed"]), np.asarray(cached["choices"], dtype=float)
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             pass  # a torn or foreign cache file is measured again and overwritten
-    torch.manual_seed(0)
 
     def time_it(module: nn.Module | None, shape: Shape) -> float:
         if module is None:
