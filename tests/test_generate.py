@@ -80,7 +80,11 @@ def instances(draw):
 
 
 @settings(
-    max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=400,
+    derandomize=True,  # the same 400 instances on every run
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
 )
 @given(instances())
 def test_generator_equals_brute_force(instance) -> None:
