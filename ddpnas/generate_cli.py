@@ -210,9 +210,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"objective ({args.objective}): {gen.objective:.6g}")
     for name, total in gen.costs.items():
         again = (
-            "" if not measured or name not in measured else f" (re-measured: {measured[name]:g})"
+            "" if not measured or name not in measured else f" (re-measured: {measured[name]:.10g})"
         )
-        print(f"{name}: {total:g}{again}")
+        print(f"{name}: {total:.10g}{again}")
 
 
 def _run_sweep(
