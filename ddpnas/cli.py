@@ -282,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ddpnas.imagenet_cli import add_parsers as add_imagenet_parsers
 
     add_imagenet_parsers(sub)
+
+    from ddpnas.generate_cli import add_parser as add_generate
+
+    add_generate(sub)
     return parser
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from torch import nn
 
 Arch = tuple[int, ...]
+#: Input shape of a module, batch first (batch 1 for per-image costs).
+Shape = tuple[int, ...]
 
 
 def copy_path_weights(network: nn.Module, supernet: nn.Module) -> None:
@@ -80,3 +82,66 @@ class SearchSpace(ABC):
     @abstractmethod
     def standalone(self, arch: Arch, **kwargs: Any) -> nn.Module:
         """Network holding only the ops of ``arch``; ``forward(x)``."""
+
+    # Constraint-aware generation (ddpnas/generate.py, ddpnas/latency.py). A space whose costs are
+    # additive over its choices offers per-choice modules; the defaults say clearly when it is not.
+
+    def choice_modules(self, **network_kwargs: Any) -> list[list[tuple[nn.Module | None, Shape]]]:
+        """E x K (module, input shape) of every choice, None for a choice that computes nothing.
+
+        The module of (e, k) is everything choosing op k on edge e adds to the standalone network
+        (all its repeats), so costs measured on it are exactly additive.
+        """
+        raise self._not_additive()
+
+    def fixed_modules(self, **network_kwargs: Any) -> list[tuple[nn.Module, Shape]]:
+        """(module, input shape) of the parts every architecture has (stem, reductions, head)."""
+        raise self._not_additive()
+
+    def choice_costs(self, **network_kwargs: Any) -> dict[str, tuple[float, np.ndarray]]:
+        """resource -> (fixed, E x K) raw counts ("macs", "params") of the standalone network.
+
+        MACs follow ddpnas.spaces.costs (one MAC per multiply-add plus bias adds); the total of an
+        architecture is fixed + sum over edges, which equals the count of its standalone network.
+        """
+        from ddpnas.spaces.costs import count_flops
+
+        def count(module: nn.Module | None, shape: Shape) -> tuple[float, float]:
+            if module is None:
+                return 0.0, 0.0
+            macs = round(count_flops(module, shape) * 1e6)
+            return float(macs), float(sum(p.numel() for p in module.parameters()))
+
+        fixed = [count(m, s) for m, s in self.fixed_modules(**network_kwargs)]
+        table = np.array(
+            [[count(m, s) for m, s in row] for row in self.choice_modules(**network_kwargs)]
+        )
+        return {
+            name: (float(sum(f[i] for f in fixed)), table[:, :, i])
+            for i, name in enumerate(("macs", "params"))
+        }
+
+    def measured_costs(self, arch: Arch, **network_kwargs: Any) -> dict[str, float]:
+        """Raw "macs" and "params" counted on the built standalone network of ``arch``."""
+        raise self._not_additive()
+
+    def latency_key(self, edge: int, op: int) -> str | None:
+        """Key of choice (edge, op) in a published latency table; None when it costs nothing."""
+        raise self._no_latency_table()
+
+    def fixed_latency_keys(self) -> list[str]:
+        """Keys of the fixed parts (stem, head) in a published latency table."""
+        raise self._no_latency_table()
+
+    def _not_additive(self) -> Exception:
+        from ddpnas.errors import DDPNASError
+
+        return DDPNASError(
+            f"space {self.name} has no additive per-choice costs, so networks cannot be generated "
+            "from its costs; pass a costs file (--costs) instead"
+        )
+
+    def _no_latency_table(self) -> Exception:
+        from ddpnas.errors import DDPNASError
+
+        return DDPNASError(f"space {self.name} has no entries in a published latency table")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.base import Arch, SearchSpace, copy_path_weights
+from ddpnas.spaces.base import Arch, SearchSpace, Shape, copy_path_weights
 from ddpnas.spaces.costs import count_flops, count_params
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -210,6 +210,29 @@ class NB201Network(_NB201Body):
         copy_path_weights(self, supernet)
 
 
+class OpInEveryCell(nn.Module):
+    """One edge's op as it appears in every cell of the network (3 stages x N cells).
+
+    Choosing op k on edge e adds exactly these modules to a standalone network, so their costs are
+    the additive cost of that choice. ``forward`` takes the first stage's input and feeds each later
+    stage a zero tensor of its own shape (values do not change MACs or dense-op latency).
+    """
+
+    def __init__(self, name: str, C: int, N: int) -> None:
+        super().__init__()
+        self.C = C
+        self.ops = nn.ModuleList(make_op(name, C * 2**s) for s in range(3) for _ in range(N))
+        self.N = N
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        for i, op in enumerate(self.ops):
+            s = i // self.N
+            inp = x if s == 0 else x.new_zeros(b, self.C * 2**s, h // 2**s, w // 2**s)
+            out = op(inp)
+        return out
+
+
 class NB201Space(SearchSpace):
     """NAS-Bench-201: a 4-node cell, 6 edges, 5 ops, repeated 3 x N times in a fixed skeleton."""
 
@@ -297,4 +320,42 @@ class NB201Space(SearchSpace):
         return {
             "flops": count_flops(net, (1, 3, input_size, input_size)),
             "params": count_params(net),
+        }
+
+    def choice_modules(
+        self, C: int = 16, N: int = 5, num_classes: int = 10, input_size: int = 32
+    ) -> list[list[tuple[nn.Module | None, Shape]]]:
+        """Every edge is C -> C at the cell's resolution, so each (edge, op) is one module that
+        runs the op in all 3N cells; ``none`` computes nothing."""
+        shape = (1, C, input_size, input_size)
+        return [
+            [(None if op == "none" else OpInEveryCell(op, C, N), shape) for op in OPS]
+            for _ in EDGES
+        ]
+
+    def fixed_modules(
+        self, C: int = 16, N: int = 5, num_classes: int = 10, input_size: int = 32
+    ) -> list[tuple[nn.Module, Shape]]:
+        """Stem, the two reduction blocks and the head (BN, ReLU, pooling, classifier), taken from
+        an all-``none`` network so they are the very modules every standalone net has."""
+        net = self.standalone((0,) * len(EDGES), C=C, N=N, num_classes=num_classes)
+        size = input_size
+        out: list[tuple[nn.Module, Shape]] = [(net.stem, (1, 3, size, size))]
+        for layer in net.cells:
+            if isinstance(layer, ResNetReduction):
+                c_in = layer.conv_a[1].in_channels
+                out.append((layer, (1, c_in, size, size)))
+                size = (size + 1) // 2
+        head = nn.Sequential(net.lastact, net.global_pooling, nn.Flatten(), net.classifier)
+        out.append((head, (1, 4 * C, size, size)))
+        return out
+
+    def measured_costs(
+        self, arch: Arch, C: int = 16, N: int = 5, num_classes: int = 10, input_size: int = 32
+    ) -> dict[str, float]:
+        """Raw MACs (NAS-Bench-201's "flops") and params counted on the standalone network."""
+        cost = self.cost(arch, C=C, N=N, num_classes=num_classes, input_size=input_size)
+        return {
+            "macs": float(round(cost["flops"] * 1e6)),
+            "params": float(round(cost["params"] * 1e6)),
         }

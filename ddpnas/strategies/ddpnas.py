@@ -87,8 +87,11 @@ class DDPNAS(Strategy):
         self.dist.update(self.pruning_step)
         if self._rng is None:
             self._rng = self.evidence.tie_rng(stream=1)
+        # The updated distribution before the prune (unrounded): what generation under a budget
+        # starts from, since after the last prune a single op per edge is left.
+        before = self.dist.theta.tolist()
         pruned = self.dist.prune(self._rng)
-        return {"pruned": [self.space.ops[k] for k in pruned]}
+        return {"pruned": [self.space.ops[k] for k in pruned], "theta_before_prune": before}
 
     def done(self) -> bool:
         return self.dist.num_alive == 1
