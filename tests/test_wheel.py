@@ -36,8 +36,17 @@ def test_wheel_installs_and_validates_a_config(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PIP_NO_INDEX"] = "1"  # offline: everything needed is already here
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-         str(tmp_path / "dist"), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
         tmp_path,
         env,
     )
@@ -50,32 +59,65 @@ def test_wheel_installs_and_validates_a_config(tmp_path: Path) -> None:
     # Dependencies come from this environment, appended after the venv's own site-packages.
     (new_site / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     installed = _run(
-        [sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"), "install",
-         "--no-deps", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(target / "bin" / "python"),
+            "install",
+            "--no-deps",
+            str(wheel),
+        ],
         tmp_path,
         env,
     )
     assert installed.returncode == 0, installed.stderr
 
     ddpnas = str(target / "bin" / "ddpnas")
-    where = _run([str(target / "bin" / "python"), "-c", "import ddpnas; print(ddpnas.__file__)"],
-                 tmp_path, env)
+    where = _run(
+        [str(target / "bin" / "python"), "-c", "import ddpnas; print(ddpnas.__file__)"],
+        tmp_path,
+        env,
+    )
     assert where.stdout.startswith(str(new_site)), where.stdout + where.stderr
     helped = _run([ddpnas, "--help"], tmp_path, env)
     assert helped.returncode == 0 and "search" in helped.stdout, helped.stderr
 
     python = str(target / "bin" / "python")
-    good = _run([python, "-c", "import sys; from ddpnas.config import load_config; "
-                 "print(sorted(load_config(sys.argv[1])['searches']))", str(REPO / "config/ci.yaml")],
-                tmp_path, env)
+    good = _run(
+        [
+            python,
+            "-c",
+            "import sys; from ddpnas.config import load_config; "
+            "print(sorted(load_config(sys.argv[1])['searches']))",
+            str(REPO / "config/ci.yaml"),
+        ],
+        tmp_path,
+        env,
+    )
     assert good.returncode == 0 and "nb201-ddpnas-tabular" in good.stdout, good.stderr
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("searches: {x: {space: nb201, strategy: ddpnas, mode: tabular, seeds: [0]}}\n"
-                   "thread: 2\n")
-    rejected = _run([ddpnas, "search", "--config", str(bad), "--experiment", "x", "--seed", "0",
-                     "--out", str(tmp_path / "r.json")], tmp_path, env)
+    bad.write_text(
+        "searches: {x: {space: nb201, strategy: ddpnas, mode: tabular, seeds: [0]}}\nthread: 2\n"
+    )
+    rejected = _run(
+        [
+            ddpnas,
+            "search",
+            "--config",
+            str(bad),
+            "--experiment",
+            "x",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "r.json"),
+        ],
+        tmp_path,
+        env,
+    )
     assert rejected.returncode == 2, rejected.stderr
     assert "thread" in rejected.stderr and "Traceback" not in rejected.stderr
     assert not (tmp_path / "r.json").exists()
-
