@@ -71,10 +71,15 @@ def figure_seed(wildcards):
     return wanted if wanted in seeds else seeds[0]
 
 
+def trains(wildcards):
+    return config["searches"][wildcards.exp]["mode"] == "weight_sharing"
+
+
 def uses_gpu(wildcards):
-    return int(config["searches"][wildcards.exp]["mode"] == "weight_sharing")
+    """Training searches take a GPU (the `gpu` resource, --gpus under SLURM) unless on the CPU."""
+    return int(trains(wildcards) and config["device"] != "cpu")
 
 
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
-    return config["threads"] if uses_gpu(wildcards) else 1
+    return config["threads"] if trains(wildcards) else 1
