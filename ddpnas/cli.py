@@ -183,6 +183,15 @@ def _cmd_theta_plot(args: argparse.Namespace) -> None:
     theta_figure(load_runs([args.run])[0], args.out)
 
 
+def _cmd_launch(args: argparse.Namespace) -> None:
+    from ddpnas.launch import launch
+
+    command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
+    if not command:
+        raise DDPNASError("ddpnas launch needs the command to run after --, e.g. -- retrain ...")
+    launch(args.gpus_per_node, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     retrain.add_argument("--threads", type=int)
     retrain.set_defaults(func=_cmd_retrain)
+
+    launcher = sub.add_parser(
+        "launch", help="run a ddpnas command once per GPU: torchrun, across SLURM nodes if any"
+    )
+    launcher.add_argument("--gpus-per-node", type=int, required=True)
+    launcher.add_argument("command_args", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    launcher.set_defaults(func=_cmd_launch)
 
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 utilities").add_subparsers(
         dest="nb201_command", required=True

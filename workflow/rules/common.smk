@@ -39,11 +39,20 @@ def cifar10_tables():
 
 
 def retrain_launcher():
-    """torchrun (DDP) for several GPUs per job, the plain CLI otherwise."""
-    gpus = config["retrain"]["gpus"]
-    if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m ddpnas.cli"
+    """`ddpnas launch` (torchrun, across the SLURM job's nodes) for several GPUs, else the CLI."""
+    gpus, nodes = config["retrain"]["gpus"], config["retrain"]["nodes"]
+    if gpus > 1 or nodes > 1:
+        return f"ddpnas launch --gpus-per-node {gpus} --"
     return "ddpnas"
+
+
+def retrain_resources():
+    """One node: `gpu` GPUs. Several (SLURM only): GPUs per node as gres, one launcher per node;
+    `mpi` keeps the SLURM job step from pinning the command to one node."""
+    gpus, nodes = config["retrain"]["gpus"], config["retrain"]["nodes"]
+    if nodes == 1:
+        return {"gpu": gpus}
+    return {"gres": f"gpu:{gpus}", "nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"}
 
 
 def nb201_tables():
