@@ -2,12 +2,15 @@
 # Paper scale on GPUs:  snakemake --cores 8 --resources gpu=1 --configfile config/paper.yaml
 from snakemake.utils import min_version, validate
 
+from ddpnas.config import validate as check_config
+
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
 
 
+check_config(config)  # a short error naming the key first; Snakemake's own dumps the whole config
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -24,16 +24,6 @@ from ddpnas.utils import environment, resolve_device, seed_everything, write_jso
 SPLIT_SEED = 0
 
 
-def nb201_source(data: dict[str, Any]) -> str | None:
-    """NAS-Bench-201 location from the config: explicit, else <root>/nasbench201 when present."""
-    if data.get("nb201"):
-        return data["nb201"]
-    root = resolve_data_root(data.get("root"))
-    if root is not None and (root / "nasbench201").exists():
-        return str(root / "nasbench201")
-    return None
-
-
 def fingerprint(spec: dict[str, Any], seed: int) -> str:
     """Stable hash of what determines a run's result (not where its files go)."""
     blob = json.dumps({"spec": spec, "seed": seed}, sort_keys=True)
@@ -68,7 +58,7 @@ def run_experiment(
     space = get_space(spec["space"])
     strategy = strategy_cls(space, mode=spec["mode"], **spec["strategy_args"])
     if spec["mode"] == "tabular":
-        bench = load_bench(nb201_source(data))
+        bench = load_bench(data=data)
         evaluator: TabularEvaluator | SupernetEvaluator = TabularEvaluator(
             bench, space, seed=seed, **spec["tabular"]
         )
