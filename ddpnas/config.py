@@ -90,8 +90,7 @@ def validate(instance: Any, subschema: dict[str, Any] | None = None, where: str 
     if errors:
         lines = "\n  ".join(_describe(e, where) for e in errors)
         raise ConfigError(
-            f"invalid {where}:\n  {lines}\nFix the key(s) above; the schema is "
-            f"{SCHEMA_PATH}."
+            f"invalid {where}:\n  {lines}\nFix the key(s) above; the schema is {SCHEMA_PATH}."
         )
     return _fill_defaults(instance, subschema)
 
