@@ -74,6 +74,7 @@ def _comparable(record: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_ci_config_through_the_slurm_profile_matches_a_local_run(tmp_path: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[cluster]'")
     require(NB201_TABLE)
     base_env = {
         **os.environ,
