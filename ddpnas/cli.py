@@ -9,9 +9,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddpnas.errors import DDPNASError
+
+if TYPE_CHECKING:
+    from ddpnas.spaces.darts import Genotype
 
 
 def _json_arg(text: str | None, flag: str) -> dict:
@@ -127,7 +130,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         _retrain(args, genotype, block, data)
 
 
-def _retrain(args: argparse.Namespace, genotype: Any, block: dict, data: dict) -> None:
+def _retrain(
+    args: argparse.Namespace, genotype: Genotype, block: dict[str, Any], data: dict[str, Any]
+) -> None:
     from ddpnas.data import load_cifar10
     from ddpnas.locations import resolve_cache_dir, resolve_data_root
     from ddpnas.spaces.darts import DartsSpace
