@@ -48,8 +48,14 @@ def published() -> dict[str, Any]:
 
 
 # What the reports read from a search record and from a retraining's result.json.
-SEARCH_KEYS = ("experiment", "label", "space", "strategy", "seed", "arch", "epochs", "history")
-RETRAIN_KEYS = ("test_acc", "epochs", "train_images", "test_images", "environment")
+SEARCH_KEYS = (
+    "experiment", "label", "space", "strategy", "mode", "seed", "spec", "arch", "epochs",
+    "search_seconds", "simulated_seconds", "environment", "ops", "edges", "history",
+)  # fmt: skip
+RETRAIN_KEYS = (
+    "test_acc", "params_m", "epochs", "train_images", "test_images", "wall_seconds", "config",
+    "environment",
+)  # fmt: skip
 
 
 def load_runs(
