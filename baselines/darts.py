@@ -35,7 +35,7 @@ from torch.func import functional_call
 
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.spaces.darts import CELL_EDGES, EDGES, NODE_INPUTS, OPS, DartsSpace, Genotype
-from ddpnas.strategies.base import Batch, EpochPlan, Path, StepContext, Strategy
+from ddpnas.strategies.base import Batch, EpochPlan, StepContext, Strategy, SupernetPath
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ALPHA_INIT_SCALE = 1e-3  # DARTS initialises alpha as 1e-3 * N(0, 1)
@@ -146,7 +146,7 @@ class _ArchStepPlan:
     def __init__(self, strategy: DARTS) -> None:
         self.strategy = strategy
 
-    def path(self) -> Path:
+    def path(self) -> SupernetPath:
         return F.softmax(self.strategy.alpha.detach(), dim=-1)
 
     def before_weight_step(self, ctx: StepContext) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ddpnas.errors import DDPNASError
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, Path, StepContext, Strategy
+from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath
 
 
 def uniform_arch(space: SearchSpace, rng: np.random.Generator) -> Arch:
@@ -179,7 +179,7 @@ class UniformPath:
         self.space = space
         self.rng = np.random.Generator(np.random.PCG64(seed))
 
-    def path(self) -> Path:
+    def path(self) -> SupernetPath:
         return uniform_arch(self.space, self.rng)
 
     def before_weight_step(self, ctx: StepContext) -> None:

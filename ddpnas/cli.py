@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ddpnas.errors import DDPNASError
+
+if TYPE_CHECKING:
+    from ddpnas.spaces.darts import Genotype
 
 
 def _json_arg(text: str | None, flag: str) -> dict:
@@ -23,9 +28,31 @@ def _json_arg(text: str | None, flag: str) -> dict:
     return value
 
 
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def _writable_stem(stem: str) -> None:
+    """The tables' outputs (<stem>.csv, .md, .tex) can be written."""
+    from ddpnas.utils import ensure_writable
+
+    ensure_writable(f"{stem}.csv", "--out")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Seeds and thread counts argparse accepts as ints but nothing downstream can use."""
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise DDPNASError(f"--seed must be a non-negative integer, got {args.seed}")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        raise DDPNASError(
+            f"--threads must be at least 1, got {args.threads}; leave it out to use the config's"
+        )
+
+
 def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.config import load_config
     from ddpnas.experiment import run_experiment
+    from ddpnas.locations import resolve_cache_dir
+    from ddpnas.utils import ensure_writable, exclusive
 
     if args.spec:
         spec = _json_arg(args.spec, "--spec")
@@ -41,16 +68,21 @@ def _cmd_search(args: argparse.Namespace) -> None:
         data = config["data"]
         device = args.device or config["device"]
         threads = args.threads or config["threads"]
-    record = run_experiment(
-        args.experiment,
-        spec,
-        seed=args.seed,
-        out=args.out,
-        checkpoint=args.checkpoint,
-        data=data,
-        device=device or "auto",
-        threads=threads,
-    )
+    ensure_writable(args.out, "--out")
+    ensure_writable(args.checkpoint, "--checkpoint")
+    if isinstance(spec, dict) and spec.get("mode") == "weight_sharing":
+        ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
+    with exclusive([args.out, args.checkpoint], "--out/--checkpoint"):
+        record = run_experiment(
+            args.experiment,
+            spec,
+            seed=args.seed,
+            out=args.out,
+            checkpoint=args.checkpoint,
+            data=data,
+            device=device or "auto",
+            threads=threads,
+        )
     print(
         f"{args.experiment} seed {args.seed}: {record['arch']} after {record['epochs']} epochs "
         f"({record['search_seconds']:.1f} s on {record['environment']['hardware']})"
@@ -60,8 +92,9 @@ def _cmd_search(args: argparse.Namespace) -> None:
 def _cmd_genotype(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import load_runs
     from ddpnas.spaces.darts import Genotype
-    from ddpnas.utils import atomic_write
+    from ddpnas.utils import atomic_write, ensure_writable
 
+    ensure_writable(args.out, "--out")
     (record,) = load_runs([args.record])
     if "genotype" not in record:
         raise DDPNASError(
@@ -75,10 +108,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
     from ddpnas.config import schema, validate
-    from ddpnas.data import load_cifar10, resolve_cache_dir, resolve_data_root
-    from ddpnas.spaces.darts import DartsSpace, Genotype
-    from ddpnas.train import RetrainConfig, retrain
-    from ddpnas.utils import resolve_device
+    from ddpnas.locations import resolve_cache_dir
+    from ddpnas.spaces.darts import Genotype
+    from ddpnas.utils import ensure_writable, exclusive
 
     try:
         genotype = Genotype.parse(Path(args.genotype).read_text())
@@ -88,8 +120,25 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         _json_arg(args.retrain, "--retrain"), schema()["properties"]["retrain"], where="retrain"
     )
     data = _json_arg(args.data, "--data")
+    ensure_writable(args.out_dir, "--out-dir", is_dir=True)
+    ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
     if args.threads:
         torch.set_num_threads(args.threads)
+    # torchrun's other ranks share rank 0's lock: only it writes.
+    lock = [args.out_dir] if int(os.environ.get("RANK", "0")) == 0 else []
+    with exclusive(lock, "--out-dir"):
+        _retrain(args, genotype, block, data)
+
+
+def _retrain(
+    args: argparse.Namespace, genotype: Genotype, block: dict[str, Any], data: dict[str, Any]
+) -> None:
+    from ddpnas.data import load_cifar10
+    from ddpnas.locations import resolve_cache_dir, resolve_data_root
+    from ddpnas.spaces.darts import DartsSpace
+    from ddpnas.train import RetrainConfig, retrain
+    from ddpnas.utils import resolve_device
+
     train_set, test_set = load_cifar10(
         resolve_data_root(data.get("root")),
         cache_dir=resolve_cache_dir(data.get("cache")),
@@ -116,9 +165,11 @@ def _cmd_export_table(args: argparse.Namespace) -> None:
 
 
 def _cmd_lookup(args: argparse.Namespace) -> None:
+    from ddpnas.config import load_config
     from ddpnas.nasbench import load_bench
 
-    bench = load_bench(args.source)
+    data = load_config(args.config)["data"] if Path(args.config).exists() else {}
+    bench = load_bench(args.source, data=data)
     key: int | str = int(args.arch) if args.arch.isdigit() else args.arch
     print(
         json.dumps(
@@ -132,12 +183,12 @@ def _cmd_lookup(args: argparse.Namespace) -> None:
 
 
 def _cmd_nb201_table(args: argparse.Namespace) -> None:
-    from ddpnas.experiment import nb201_source
     from ddpnas.nasbench import load_bench
     from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, provenance, write_table
 
+    _writable_stem(args.out)
     runs = load_runs(args.runs)
-    bench = load_bench(args.bench or nb201_source(_json_arg(args.data, "--data")))
+    bench = load_bench(args.bench, data=_json_arg(args.data, "--data"))
     df = nb201_rows(runs, bench)
     release = bench.version("cifar10_test_acc")
     write_table(
@@ -157,9 +208,16 @@ UNCHECKED_NOTE = (
 
 
 def _cmd_cifar10_table(args: argparse.Namespace) -> None:
-    from ddpnas.report.tables import cifar10_display, cifar10_rows, load_runs, write_table
+    from ddpnas.report.tables import (
+        RETRAIN_KEYS,
+        cifar10_display,
+        cifar10_rows,
+        load_runs,
+        write_table,
+    )
 
-    searches, retrains = load_runs(args.searches), load_runs(args.retrains)
+    _writable_stem(args.out)
+    searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
     if len(searches) != len(retrains):
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
     df = cifar10_rows(searches, retrains)
@@ -179,15 +237,41 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
 
 
 def _cmd_theta_plot(args: argparse.Namespace) -> None:
+    import matplotlib.pyplot as plt
+
     from ddpnas.report.plots import theta_figure
     from ddpnas.report.tables import load_runs
+    from ddpnas.utils import ensure_writable
 
-    theta_figure(load_runs([args.run])[0], args.out)
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    formats = sorted(plt.figure().canvas.get_supported_filetypes())
+    plt.close("all")
+    if suffix and suffix not in formats:
+        raise DDPNASError(
+            f"--out {args.out}: matplotlib cannot write .{suffix} images; use one of "
+            + ", ".join(f".{f}" for f in formats)
+        )
+    ensure_writable(args.out, "--out")
+    (run,) = load_runs([args.run])
+    if not run["history"] or any("theta" not in h.get("state", {}) for h in run["history"]):
+        raise DDPNASError(
+            f"{args.run} ({run['strategy']}) logs no theta; theta-plot shows ddpnas, darts or "
+            "enas searches"
+        )
+    theta_figure(run, args.out)
+
+
+def _cmd_launch(args: argparse.Namespace) -> None:
+    from ddpnas.launch import launch
+
+    command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
+    if not command:
+        raise DDPNASError("ddpnas launch needs the command to run after --, e.g. -- retrain ...")
+    launch(args.gpus_per_node, command)
 
 
 def _cmd_bound(args: argparse.Namespace) -> None:
     from ddpnas.config import schema, validate
-    from ddpnas.experiment import nb201_source
     from ddpnas.nasbench import load_bench
     from ddpnas.report.bound_report import run_bound_report
 
@@ -196,7 +280,7 @@ def _cmd_bound(args: argparse.Namespace) -> None:
         block["seeds"] = args.seeds
     bound_schema = schema()["properties"]["report"]["properties"]["bound"]
     block = validate(block, bound_schema, where="report.bound")
-    bench = load_bench(args.bench or nb201_source(_json_arg(args.data, "--data")))
+    bench = load_bench(args.bench, data=_json_arg(args.data, "--data"))
     df = run_bound_report(block, bench, args.out, args.figures)
     worst = df[df["successive_rejects_exceeded"] | df["hoeffding_exceeded"]]
     print(
@@ -237,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--threads", type=int)
     retrain.set_defaults(func=_cmd_retrain)
 
+    launcher = sub.add_parser(
+        "launch", help="run a ddpnas command once per GPU: torchrun, across SLURM nodes if any"
+    )
+    launcher.add_argument("--gpus-per-node", type=int, required=True)
+    launcher.add_argument("command_args", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    launcher.set_defaults(func=_cmd_launch)
+
     nb201 = sub.add_parser("nb201", help="NAS-Bench-201 utilities").add_subparsers(
         dest="nb201_command", required=True
     )
@@ -248,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export_table)
     lookup = nb201.add_parser("lookup", help="print the metrics of one architecture")
     lookup.add_argument("arch", help="official string or index")
-    lookup.add_argument("--source", help="benchmark file (default: resolved as documented)")
+    lookup.add_argument("--source", help="benchmark file (default: as the pipeline finds it)")
+    lookup.add_argument("--config", default=DEFAULT_CONFIG, help="config whose data block is used")
     lookup.add_argument("--hp", default="200", choices=["200", "12"])
     lookup.set_defaults(func=_cmd_lookup)
 
@@ -294,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
+        _check_numbers(args)
         args.func(args)
     except DDPNASError as exc:
         print(f"ddpnas: error: {exc}", file=sys.stderr)

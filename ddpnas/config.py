@@ -13,6 +13,8 @@ import yaml
 
 from ddpnas.errors import ConfigError
 
+SCHEMA_PATH = "workflow/schemas/config.schema.yaml"
+
 
 @cache
 def schema() -> dict[str, Any]:
@@ -31,6 +33,8 @@ def _validator(subschema: dict[str, Any]) -> jsonschema.protocols.Validator:
 def _describe(error: jsonschema.ValidationError, where: str) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     key = f"{where}.{path}" if path else where
+    if "errorMessage" in error.schema:  # a cross-key rule: its own words beat jsonschema's
+        return f"{key}: {error.schema['errorMessage']}"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else "see the schema"
@@ -81,11 +85,12 @@ def validate(instance: Any, subschema: dict[str, Any] | None = None, where: str 
     errors = sorted(
         _validator(subschema).iter_errors(instance), key=lambda e: list(e.absolute_path)
     )
+    if len(errors) == 1:
+        raise ConfigError(f"{_describe(errors[0], where)}; fix it (schema: {SCHEMA_PATH})")
     if errors:
         lines = "\n  ".join(_describe(e, where) for e in errors)
         raise ConfigError(
-            f"invalid {where}:\n  {lines}\nFix the key(s) above; the schema is "
-            "workflow/schemas/config.schema.yaml."
+            f"invalid {where}:\n  {lines}\nFix the key(s) above; the schema is {SCHEMA_PATH}."
         )
     return _fill_defaults(instance, subschema)
 

@@ -17,7 +17,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import uuid
 import warnings
 import zipfile
 import zlib
@@ -29,9 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from ddpnas.errors import ConfigError, DataError
+from ddpnas.locations import ENV_DATA
+from ddpnas.locations import resolve_cache_dir as resolve_cache_dir  # re-exported
+from ddpnas.locations import resolve_data_root as resolve_data_root  # re-exported
+from ddpnas.utils import save_checkpoint
 
-ENV_DATA = "DDPNAS_DATA"
-ENV_CACHE = "DDPNAS_CACHE"
 ZIP_NAME = "cifar10-jpeg.zip"
 TORCHVISION_DIR = "cifar-10-batches-py"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -69,18 +70,6 @@ class ImageSet:
         return ImageSet(self.images[index], self.labels[index.to(self.labels.device)], self.classes)
 
 
-def resolve_data_root(config_value: str | None) -> Path | None:
-    """Data root from the config, else $DDPNAS_DATA; None means torchvision's download cache."""
-    value = config_value or os.environ.get(ENV_DATA)
-    return Path(value).expanduser() if value else None
-
-
-def resolve_cache_dir(config_value: str | None = None) -> Path:
-    """Cache directory from the config, else $DDPNAS_CACHE, else ~/.cache/ddpnas."""
-    value = config_value or os.environ.get(ENV_CACHE)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "ddpnas"
-
-
 def load_cifar10(
     root: str | Path | None, *, cache_dir: str | Path, download: bool
 ) -> tuple[ImageSet, ImageSet]:
@@ -95,6 +84,11 @@ def load_cifar10(
     if root is None:
         return _load_torchvision(cache, download)
     root = Path(root).expanduser()
+    if not root.exists():  # a typo; downloading into it would only leave an empty folder behind
+        raise DataError(
+            f"data root {root} does not exist: fix data.root in the config (or $DDPNAS_DATA), or "
+            "set data.root to null to let torchvision download CIFAR-10 into the cache"
+        )
     if root.is_file():
         return _load_zip(root, cache)
     if root.is_dir():
@@ -246,13 +240,7 @@ def _decode_and_cache(root: Path, cache: Path, key: str) -> tuple[ImageSet, Imag
     for split, part in zip(SPLITS, (train, test), strict=True):
         blob[f"{split}_images"] = part.images
         blob[f"{split}_labels"] = part.labels
-    target = _cache_file(cache, key)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_checkpoint(_cache_file(cache, key), blob)
     return train, test
 
 

@@ -19,7 +19,7 @@ from ddpnas.data import ImageSet, iterate_batches
 from ddpnas.errors import ConfigError
 from ddpnas.nasbench import NB201Bench
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import Batch, Path, StepContext, TrainingPlan
+from ddpnas.strategies.base import Batch, StepContext, SupernetPath, TrainingPlan
 
 NB201_EPOCHS = 200
 
@@ -91,7 +91,7 @@ class FixedPath:
     def __init__(self, arch: Arch) -> None:
         self.arch = arch
 
-    def path(self) -> Path:
+    def path(self) -> SupernetPath:
         return self.arch
 
     def before_weight_step(self, ctx: StepContext) -> None:

@@ -10,16 +10,10 @@ from typing import Any
 import torch
 
 from ddpnas.config import validate_search
-from ddpnas.data import (
-    ImageSet,
-    load_cifar10,
-    nb201_split,
-    resolve_cache_dir,
-    resolve_data_root,
-    subset,
-)
+from ddpnas.data import ImageSet, load_cifar10, nb201_split, subset
 from ddpnas.errors import ConfigError
 from ddpnas.evaluate import SupernetEvaluator, TabularEvaluator
+from ddpnas.locations import resolve_cache_dir, resolve_data_root
 from ddpnas.nasbench import load_bench
 from ddpnas.search import run_search
 from ddpnas.spaces import get_space
@@ -35,16 +29,6 @@ from ddpnas.utils import (
 # The train/valid split and the small-run subsets are fixed across run seeds and methods, so every
 # strategy sees the same images.
 SPLIT_SEED = 0
-
-
-def nb201_source(data: dict[str, Any]) -> str | None:
-    """NAS-Bench-201 location from the config: explicit, else <root>/nasbench201 when present."""
-    if data.get("nb201"):
-        return data["nb201"]
-    root = resolve_data_root(data.get("root"))
-    if root is not None and (root / "nasbench201").exists():
-        return str(root / "nasbench201")
-    return None
 
 
 def fingerprint(spec: dict[str, Any], seed: int, device: torch.device) -> dict[str, Any]:
@@ -112,7 +96,7 @@ def run_experiment(
     space = get_space(spec["space"])
     strategy = strategy_cls(space, mode=spec["mode"], **spec["strategy_args"])
     if spec["mode"] == "tabular":
-        bench = load_bench(nb201_source(data))
+        bench = load_bench(data=data)
         evaluator: TabularEvaluator | SupernetEvaluator = TabularEvaluator(
             bench, space, seed=seed, **spec["tabular"]
         )

@@ -119,8 +119,8 @@ def _space_costs(
     costs = dict(space.choice_costs(**network))
     excluded = None
     if args.latency:
-        from ddpnas.data import resolve_cache_dir
         from ddpnas.latency import RESOURCE, measured_table, phone_table
+        from ddpnas.locations import resolve_cache_dir
         from ddpnas.utils import resolve_device
 
         if args.latency == "device":
@@ -234,10 +234,9 @@ def _run_sweep(
     measured = [_measured(space, gen, network) for _, gen in results]
     cells = None
     if space is not None and space.name == "nb201" and not args.costs:
-        from ddpnas.experiment import nb201_source
         from ddpnas.nasbench import load_bench
 
-        bench = load_bench(args.bench or nb201_source(_json_object(args.data)))
+        bench = load_bench(args.bench, data=_json_object(args.data))
         cells = all_cell_costs(space, bench, costs)
     df = sweep_rows(space, resource, results, measured, cells)
     name = space.name if space else "custom"

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import abc
 import operator
-import os
 import pickle
-import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,13 +29,12 @@ import numpy as np
 import pandas as pd
 
 from ddpnas.errors import ArchError, ConfigError, DataError
+from ddpnas.locations import ENV_NB201, nb201_locations
 
 NUM_ARCHS = 15_625
 TABLE_NAME = "nb201_table.csv.gz"
 NATS_DIR_NAME = "NATS-tss-v1_0-3ffb9-simple"
 NB201_PTH_NAME = "NAS-Bench-201-v1_1-096897.pth"
-ENV_PATH = "DDPNAS_NB201"
-ENV_DATA = "DDPNAS_DATA"
 
 HPS = ("200", "12")
 SUFFIX_12EP = "_12ep"
@@ -114,7 +111,7 @@ HOW_TO_GET = f"""How to get NAS-Bench-201 data (any one of these):
   * NAS-Bench-201: download {NB201_PTH_NAME} (links in https://github.com/D-X-Y/NAS-Bench-201);
   * the compact table {TABLE_NAME}: write it with `ddpnas nb201 export-table` from either
     official file, or use the copy in the project's reference data (shared/data/nasbench201/).
-Then pass its path, or set {ENV_PATH} to it, or place it in $DDPNAS_DATA/nasbench201/
+Then pass its path, or set {ENV_NB201} to it, or place it in $DDPNAS_DATA/nasbench201/
 (the official files may also sit in $TORCH_HOME)."""
 
 
@@ -469,35 +466,19 @@ def _pick(location: Path, backend: str) -> tuple[str, Path] | None:
     return None
 
 
-def _search_locations(path: str | Path | None) -> list[tuple[str, Path]]:
-    """(label, location) pairs in resolution order; a user's explicit choice stands alone."""
-    if path is not None:
-        return [("explicit path", Path(path).expanduser())]
-    env = os.environ.get(ENV_PATH)
-    if env:
-        return [(f"${ENV_PATH}", Path(env).expanduser())]
-    found: list[tuple[str, Path]] = []
-    data = os.environ.get(ENV_DATA)
-    if data:
-        found.append((f"${ENV_DATA}/nasbench201", Path(data).expanduser() / "nasbench201"))
-    torch_home = os.environ.get("TORCH_HOME")
-    home = Path(torch_home) if torch_home else Path.home() / ".torch"
-    found.append(("$TORCH_HOME" if torch_home else "~/.torch", home.expanduser()))
-    return found
-
-
-def load_bench(path: str | Path | None = None, backend: Backend = "auto") -> NB201Bench:
+def load_bench(
+    path: str | Path | None = None, backend: Backend = "auto", data: dict[str, Any] | None = None
+) -> NB201Bench:
     """Open NAS-Bench-201 data from the first location that holds it.
 
-    Order: ``path``; else ``$DDPNAS_NB201``; else ``$DDPNAS_DATA/nasbench201/`` and then
-    ``$TORCH_HOME`` (or ``~/.torch``). An explicit path or ``$DDPNAS_NB201`` is used alone: if it
-    holds nothing usable that is an error, not a fall-through. ``backend="auto"`` detects the format
+    Locations (``path``, the config's ``data`` block, the environment) as
+    :func:`ddpnas.locations.nb201_locations` orders them. ``backend="auto"`` detects the format
     (table, NATS directory or .pth); a directory holding several prefers the table.
     """
     if backend != "auto" and backend not in BACKENDS:
         raise ConfigError(f"unknown NAS-Bench-201 backend {backend!r}; use auto or {BACKENDS}")
     tried = []
-    for label, location in _search_locations(path):
+    for label, location in nb201_locations(path, data):
         picked = _pick(location, backend)
         if picked is not None:
             kind, data_path = picked
@@ -523,13 +504,9 @@ def export_table(
     official record) leaves no partial file behind.
     """
     frame = bench.table(indices).round(4)
+    from ddpnas.utils import atomic_write  # torch-free callers of this module never load it
+
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     compression = {"method": "gzip", "mtime": 0} if out.name.endswith(".gz") else None
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.to_csv(tmp, index=False, compression=compression)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, compression=compression))
     return out

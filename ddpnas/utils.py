@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import io
 import json
 import os
 import platform
 import random
-import tempfile
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ddpnas.errors import DDPNASError
+
+# A full disk (or quota) while writing: one clear line, not an OSError or torch's "enforce fail".
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The temp file is created by the writer (so it gets the umask's mode, not mkstemp's 0600); a
+    failure leaves ``path`` as it was and removes the temp file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DDPNASError(
+                f"disk full while writing {path}; free space (or write elsewhere) and rerun: "
+                "the previous file, if any, is intact"
+            ) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -43,8 +61,52 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """torch.save, atomically: a kill mid-write leaves the previous checkpoint intact."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """torch.save, atomically: a kill mid-write leaves the previous checkpoint intact.
+
+    Serialised in memory first, so a full disk surfaces as an OSError of the file write (reported
+    as such) rather than as torch's opaque zip-writer error.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
+def ensure_writable(path: str | Path | None, what: str, *, is_dir: bool = False) -> None:
+    """Fail before any work when ``path`` (a file, or a directory with ``is_dir``) cannot be
+    written: checks the nearest existing directory on the way, creating nothing."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.exists() and (target.is_dir() != is_dir):
+        kind = "a directory" if target.is_dir() else "a file"
+        raise DDPNASError(f"{what} {target} is {kind}; give a {'directory' if is_dir else 'file'}")
+    probe = target if is_dir else target.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise DDPNASError(
+            f"{what} {target}: cannot write in {probe} (read-only or no permission); "
+            "choose another path or fix its permissions"
+        )
+
+
+@contextlib.contextmanager
+def exclusive(paths: Iterable[str | Path | None], what: str = "output") -> Iterator[None]:
+    """Hold an exclusive lock (``fcntl.flock`` on ``.<name>.lock`` beside each path) for the
+    block, so two processes never write, or resume from, the same files; the second one fails."""
+    with contextlib.ExitStack() as stack:
+        for path in sorted({Path(p).expanduser().absolute() for p in paths if p is not None}):
+            lock = path.with_name(f".{path.name}.lock")
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(lock, "a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DDPNASError(
+                    f"{path} is in use by another ddpnas process (lock {lock}); wait for it to "
+                    f"finish or give this run another {what} path"
+                ) from None
+        yield
 
 
 def load_checkpoint(

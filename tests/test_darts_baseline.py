@@ -20,7 +20,7 @@ from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.search import SearchOutcome, run_search
 from ddpnas.spaces.darts import NODE_INPUTS, OPS, DartsSpace, derive_genotype
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.strategies.base import Batch, Path
+from ddpnas.strategies.base import Batch, SupernetPath
 
 # ------------------------------------------------------------------- a toy with a known answer
 
@@ -42,7 +42,7 @@ class ChannelSupernet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(2))
         self.unreached = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, path: SupernetPath) -> torch.Tensor:
         channels = x[:, :, 4:12, 4:12].mean(dim=(2, 3))
         readers = torch.stack(
             [channels[:, [(e + k) % 3 for k in range(3)]] for e in range(self.num_edges)], dim=1

@@ -173,6 +173,7 @@ def test_torchvision_release_is_adapted(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_missing_data_says_where_and_how(tmp_path: Path) -> None:
+    (tmp_path / "none").mkdir()  # exists but holds nothing (a missing root: test_bad_input.py)
     with pytest.raises(DataError) as caught:
         load_cifar10(tmp_path / "none", cache_dir=tmp_path / "c", download=False)
     message = str(caught.value)

@@ -70,14 +70,35 @@ def published() -> dict[str, Any]:
     return yaml.safe_load(resources.files("ddpnas.report").joinpath("published.yaml").read_text())
 
 
-def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Read search records; a missing or torn file is an error naming it."""
+# What the reports read from a search record and from a retraining's result.json.
+SEARCH_KEYS = (
+    "experiment", "label", "space", "strategy", "mode", "seed", "spec", "arch", "epochs",
+    "search_seconds", "simulated_seconds", "environment", "ops", "edges", "history",
+)  # fmt: skip
+RETRAIN_KEYS = (
+    "test_acc", "params_m", "epochs", "train_images", "test_images", "wall_seconds", "config",
+    "environment",
+)  # fmt: skip
+
+
+def load_runs(
+    paths: Iterable[str | Path], required: Sequence[str] = SEARCH_KEYS
+) -> list[dict[str, Any]]:
+    """Read search records (or other result files with ``required`` keys); a missing, torn or
+    incomplete file is an error naming it."""
     runs = []
     for path in paths:
         try:
-            runs.append(json.loads(Path(path).read_text()))
+            run = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DDPNASError(f"cannot read search record {path}: {exc}; rerun its search") from exc
+        missing = [k for k in required if k not in run] if isinstance(run, dict) else required
+        if missing:
+            raise DDPNASError(
+                f"{path} is not a complete result file (missing {', '.join(missing)}); "
+                "rerun the job that writes it"
+            )
+        runs.append(run)
     return runs
 
 

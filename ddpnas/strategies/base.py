@@ -22,7 +22,8 @@ from ddpnas.spaces.base import Arch, SearchSpace
 
 # A path through a supernet: one op per edge (single path), or an E x K tensor of op weights
 # (DARTS's continuous relaxation; rows sum to one).
-Path = Arch | torch.Tensor
+SupernetPath = Arch | torch.Tensor
+Path = SupernetPath  # old name (shadowed pathlib.Path); only until baselines/enas.py moves over
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -40,7 +41,7 @@ class StepContext:
 class TrainingPlan(Protocol):
     """How the shared weights are trained during one epoch, batch by batch."""
 
-    def path(self) -> Path:
+    def path(self) -> SupernetPath:
         """The path (or mixed-op weights, detached) for the next weight step."""
 
     def before_weight_step(self, ctx: StepContext) -> None:

@@ -39,11 +39,20 @@ def cifar10_tables():
 
 
 def retrain_launcher():
-    """torchrun (DDP) for several GPUs per job, the plain CLI otherwise."""
-    gpus = config["retrain"]["gpus"]
-    if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m ddpnas.cli"
+    """`ddpnas launch` (torchrun, across the SLURM job's nodes) for several GPUs, else the CLI."""
+    gpus, nodes = config["retrain"]["gpus"], config["retrain"]["nodes"]
+    if gpus > 1 or nodes > 1:
+        return f"ddpnas launch --gpus-per-node {gpus} --"
     return "ddpnas"
+
+
+def retrain_resources():
+    """One node: `gpu` GPUs. Several (SLURM only): GPUs per node as gres, one launcher per node;
+    `mpi` keeps the SLURM job step from pinning the command to one node."""
+    gpus, nodes = config["retrain"]["gpus"], config["retrain"]["nodes"]
+    if nodes == 1:
+        return {"gpu": gpus}
+    return {"gres": f"gpu:{gpus}", "nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"}
 
 
 def nb201_tables():
@@ -71,10 +80,15 @@ def figure_seed(wildcards):
     return wanted if wanted in seeds else seeds[0]
 
 
+def trains(wildcards):
+    return config["searches"][wildcards.exp]["mode"] == "weight_sharing"
+
+
 def uses_gpu(wildcards):
-    return int(config["searches"][wildcards.exp]["mode"] == "weight_sharing")
+    """Training searches take a GPU (the `gpu` resource, --gpus under SLURM) unless on the CPU."""
+    return int(trains(wildcards) and config["device"] != "cpu")
 
 
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
-    return config["threads"] if uses_gpu(wildcards) else 1
+    return config["threads"] if trains(wildcards) else 1

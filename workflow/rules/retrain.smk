@@ -40,7 +40,7 @@ rule retrain:
         out_dir="results/retrain/{exp}/seed{seed}",
     threads: config["threads"]
     resources:
-        gpu=config["retrain"]["gpus"],
+        **retrain_resources(),
     shell:
         "{params.launcher} retrain --genotype {input} --retrain {params.retrain:q}"
         " --data {params.data:q} --seed {wildcards.seed} --out-dir {params.out_dir}"
