@@ -23,9 +23,26 @@ def _json_arg(text: str | None, flag: str) -> dict:
     return value
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as ``0-199``, ``0,3,7`` or a mix (``0-9,20``), in the order given, no repeats."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise DDPNASError(f"--seeds {text!r}: expected e.g. 0-199 or 0,1,2") from None
+        if first < 0 or last < first:
+            raise DDPNASError(f"--seeds {text!r}: {part.strip()!r} is not an ascending range >= 0")
+        seeds.extend(range(first, last + 1))
+    if len(set(seeds)) != len(seeds):
+        raise DDPNASError(f"--seeds {text!r} repeats a seed")
+    return seeds
+
+
 def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.config import load_config
-    from ddpnas.experiment import run_experiment
+    from ddpnas.experiment import run_experiment, run_experiment_seeds
 
     if args.spec:
         spec = _json_arg(args.spec, "--spec")
@@ -41,6 +58,19 @@ def _cmd_search(args: argparse.Namespace) -> None:
         data = config["data"]
         device = args.device or config["device"]
         threads = args.threads or config["threads"]
+    if args.seeds is not None:
+        if args.checkpoint:
+            raise DDPNASError("--checkpoint is for one seed; --seeds runs take milliseconds")
+        seeds = parse_seeds(args.seeds)
+        records = run_experiment_seeds(
+            args.experiment, spec, seeds=seeds, out=args.out, data=data, threads=threads
+        )
+        total = sum(r["search_seconds"] for r in records)
+        print(
+            f"{args.experiment}: {len(records)} seeds ({seeds[0]}..{seeds[-1]}) in {total:.2f} s "
+            f"of search on {records[0]['environment']['hardware']}"
+        )
+        return
     record = run_experiment(
         args.experiment,
         spec,
@@ -143,7 +173,7 @@ def _cmd_nb201_table(args: argparse.Namespace) -> None:
         df,
         nb201_display(df),
         args.out,
-        "NAS-Bench-201: searched cells (200-epoch figures, mean ± std over seeds)",
+        "NAS-Bench-201: searched cells (200-epoch figures, mean ± std and SE over seeds)",
         notes=[*provenance(runs), UNCHECKED_NOTE],
     )
 
@@ -187,14 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    search = sub.add_parser("search", help="run one search experiment for one seed")
+    search = sub.add_parser("search", help="run one search experiment for one seed (or many)")
     source = search.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="YAML config; with --experiment")
     source.add_argument("--spec", help="the experiment block as JSON (what the pipeline passes)")
     search.add_argument("--experiment", required=True, help="experiment name (searches.<name>)")
     search.add_argument("--data", help="the data block as JSON (with --spec)")
-    search.add_argument("--seed", type=int, required=True)
-    search.add_argument("--out", required=True, help="search record (JSON)")
+    which = search.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int)
+    which.add_argument(
+        "--seeds",
+        help="tabular experiments: many seeds in this one process, e.g. 0-199 or 0,1,2; "
+        "--out is then a pattern with {seed} (and optionally {exp})",
+    )
+    search.add_argument("--out", required=True, help="search record (JSON), or a pattern")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
     search.add_argument("--device", choices=["auto", "cpu", "cuda"])
     search.add_argument("--threads", type=int)
