@@ -40,6 +40,13 @@ def fingerprint(spec: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def default_label(spec: dict[str, Any]) -> str:
+    """Row name of an unlabelled experiment; reward noise in accuracy points (pp)."""
+    noise = spec["tabular"]["noise_std"] if spec["mode"] == "tabular" else 0.0
+    extra = f", noise {noise:g} pp" if noise else ""
+    return f"{spec['strategy']} ({spec['mode']}{extra})"
+
+
 def run_experiment(
     name: str,
     spec: dict[str, Any],
@@ -177,7 +184,7 @@ def search_record(
     )
     record = {
         "experiment": name,
-        "label": spec.get("label") or f"{spec['strategy']} ({spec['mode']})",
+        "label": spec.get("label") or default_label(spec),
         "space": spec["space"],
         "strategy": spec["strategy"],
         "mode": spec["mode"],

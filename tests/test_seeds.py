@@ -14,6 +14,7 @@ from conftest import NATS_FIXTURE, REPO, SHARED_DATA, require
 
 import ddpnas.experiment as experiment
 from ddpnas.cli import main, parse_seeds
+from ddpnas.config import validate_search
 from ddpnas.errors import DDPNASError
 from ddpnas.evaluate import TabularEvaluator
 from ddpnas.report.tables import nb201_display, nb201_rows
@@ -154,3 +155,15 @@ def test_rs_charges_the_validation_pass_as_the_official_api(bench) -> None:
         arch = space.str_to_arch(bench.arch_str(index))
         ours = evaluator.train(arch, 0, None)["sim_seconds"]
         assert ours == pytest.approx(cost, rel=0.01)
+
+
+def test_labels_say_the_noise_unit() -> None:
+    spec = {"space": "nb201", "strategy": "ddpnas", "mode": "tabular", "seeds": [0]}
+    noisy = validate_search({**spec, "tabular": {"noise_std": 0.5}})
+    assert experiment.default_label(noisy) == "ddpnas (tabular, noise 0.5 pp)"
+    assert experiment.default_label(validate_search(spec)) == "ddpnas (tabular)"
+    for name in ("config", "paper", "ci"):
+        config = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
+        for block in config["searches"].values():
+            if block.get("tabular", {}).get("noise_std"):
+                assert f"noise {block['tabular']['noise_std']:g} pp" in block["label"]
