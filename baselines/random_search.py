@@ -38,7 +38,12 @@ def derived_seed(rng: np.random.Generator) -> int:
 
 
 def best_of(archs: Sequence[Arch], results: Sequence[dict[str, float]]) -> Arch:
-    """The architecture with the highest ``valid_acc`` (the first one on ties)."""
+    """The architecture with the highest ``valid_acc`` (the first one on ties).
+
+    Ties are common when each candidate is scored on one batch (accuracies in steps of 1/64).
+    Every caller passes its candidates in the random order they were drawn, so "the first" is a
+    uniform random pick among the tied ones, as RANDOM-NAS's strict ``best_acc < acc`` is.
+    """
     accs = [r["valid_acc"] for r in results]
     return archs[int(np.argmax(accs))]
 
