@@ -1,19 +1,30 @@
-"""ENAS (Pham et al., 2018): an LSTM controller trained with REINFORCE picks one op per edge.
+"""ENAS (Pham et al., 2018) over a single-path supernet: an LSTM controller trained with REINFORCE.
 
-Both modes share the controller and its update; they differ only in what an engine epoch is:
+Sources: the paper (arXiv 1802.03268) and its official code, melodyguan/enas
+(``scripts/cifar10_micro_search.sh``, ``src/cifar10/main.py``, ``src/cifar10/micro_controller.py``).
+What we take from them, with our default:
 
-* ``weight_sharing``: ``epochs`` epochs in which the supernet is trained along a fresh controller
-  sample per batch and ``controller_samples`` controller samples are validated on ``eval_images``
-  random validation images as rewards; then one epoch that trains nothing and validates
-  ``final_samples`` controller samples on the whole validation split; the result is the best.
-* ``tabular``: one controller sample per epoch, trained (its simulated cost charged) and validated
-  on the table, as NAS-Bench-201's REINFORCE baseline; with ``budget_seconds`` the search stops
-  once the cumulative simulated cost would exceed it, and the result is the best-validated
-  architecture within the budget (the pipeline configures the evaluator with ``hp="12"`` and
-  ``charge_epochs=12`` for that protocol).
+* controller: Adam, lr 3.5e-3 (``--controller_lr=0.0035``), beta1 0 and epsilon 1e-3
+  (``src/utils.py``), parameters uniform in [-0.1, 0.1];
+* one controller step per ``aggregate`` samples (``--controller_num_aggregate=10``: the gradients
+  of 10 samples are aggregated into one step), ``controller_steps`` steps per epoch
+  (``--controller_train_steps=30``);
+* reward = validation accuracy of the sample on one random validation batch (``eval_images``; the
+  micro search's batch is 160 images) plus ``entropy_weight`` (1e-4) times the sample's policy
+  entropy (no gradient through it, as ``self.reward += self.entropy_weight * self.sample_entropy``);
+* baseline: starts at 0 and moves by ``(1 - baseline_decay) * (reward - baseline)`` before the
+  advantage is taken, decay 0.99 (``controller_bl_dec``);
+* logits divided by ``temperature`` 5.0 and squashed to ``tanh_constant`` 2.5 * tanh(.), the
+  paper's values (its Penn Treebank controller); the official micro script instead bounds the op
+  logits by 1.10 / 2.5 = 0.44 with no temperature, which caps an op's probability near 0.38 for
+  five ops: set ``tanh_constant: 0.44, temperature: null`` to run that.
 
-The controller takes one Adam step per (architecture, reward) pair, in order, so an epoch of M
-rewards makes M steps (later ones on a slightly updated policy) and both modes update identically.
+One engine epoch trains the supernet along a fresh controller sample per batch, then validates the
+``controller_steps * aggregate`` samples and takes the steps. All samples of an epoch are drawn
+from the policy at the start of the epoch (the engine validates a plan's architectures before
+``observe``), whereas ENAS draws each step's samples after the previous step: within one epoch the
+later steps are slightly off-policy. A final epoch trains nothing and validates ``final_samples``
+controller samples on the whole validation split; the result is the best of them.
 """
 
 from __future__ import annotations
@@ -24,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.random_search import BestWithinBudget, best_of, derived_seed
+from baselines.random_search import best_of, derived_seed
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, Path, StepContext, Strategy
+from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath
 
 # Samples (and their seed) behind the logged marginal op probabilities, fixed so the log is a
 # deterministic function of the controller's weights.
@@ -132,7 +143,7 @@ class ControllerPath:
         self.controller = controller
         self.generator = torch.Generator().manual_seed(seed)
 
-    def path(self) -> Path:
+    def path(self) -> SupernetPath:
         return self.controller.sample(1, self.generator)[0]
 
     def before_weight_step(self, ctx: StepContext) -> None:
@@ -140,39 +151,37 @@ class ControllerPath:
 
 
 class ENAS(Strategy):
-    """ENAS's controller search over a single-path supernet, or REINFORCE on the table.
+    """ENAS's controller search over a single-path supernet (weight sharing only).
 
-    ``mode`` must match the evaluator the engine is given. ``epochs`` counts training epochs in
-    weight sharing (default 50) and controller samples in tabular mode (default: unlimited when
-    ``budget_seconds`` is set, else 50). Rewards are ``valid_acc``; the moving-average baseline
-    starts at the first reward and is updated before each advantage, as in ENAS's code.
+    ``epochs`` training epochs, then one epoch that picks the best of ``final_samples`` controller
+    samples on the whole validation split. See the module docstring for the protocol and sources.
     """
 
     name = "enas"
+    modes = ("weight_sharing",)
 
     def __init__(
         self,
         space: SearchSpace,
         *,
         mode: str = "weight_sharing",
-        epochs: int | None = None,
-        budget_seconds: float | None = None,
-        controller_samples: int = 10,
-        eval_images: int | None = 500,
+        epochs: int = 50,
+        controller_steps: int = 30,
+        aggregate: int = 10,
+        eval_images: int | None = 160,
         final_samples: int = 100,
-        controller_lr: float = 3.5e-4,
+        controller_lr: float = 3.5e-3,
         entropy_weight: float = 1e-4,
-        baseline_decay: float = 0.95,
+        baseline_decay: float = 0.99,
         hidden: int = 64,
         temperature: float | None = 5.0,
         tanh_constant: float | None = 2.5,
     ) -> None:
         super().__init__(space, mode)
-        if mode == "weight_sharing" and budget_seconds is not None:
-            raise ValueError("budget_seconds needs simulated costs, i.e. mode: tabular")
         checks = [
-            ("epochs", epochs, epochs is None or epochs >= 1),
-            ("controller_samples", controller_samples, controller_samples >= 1),
+            ("epochs", epochs, epochs >= 1),
+            ("controller_steps", controller_steps, controller_steps >= 1),
+            ("aggregate", aggregate, aggregate >= 1),
             ("eval_images", eval_images, eval_images is None or eval_images >= 1),
             ("final_samples", final_samples, final_samples >= 1),
             ("controller_lr", controller_lr, controller_lr > 0),
@@ -185,10 +194,9 @@ class ENAS(Strategy):
         for key, value, ok in checks:
             if not ok:
                 raise ValueError(f"invalid ENAS option {key}={value!r}")
-        if epochs is None and (mode == "weight_sharing" or budget_seconds is None):
-            epochs = 50
         self.epochs = epochs
-        self.controller_samples = controller_samples
+        self.controller_steps = controller_steps
+        self.aggregate = aggregate
         self.eval_images = eval_images
         self.final_samples = final_samples
         self.entropy_weight = entropy_weight
@@ -200,9 +208,11 @@ class ENAS(Strategy):
             temperature=temperature,
             tanh_constant=tanh_constant,
         )
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=controller_lr)
-        self.baseline: float | None = None
-        self.budget = BestWithinBudget(budget_seconds)
+        # ENAS's src/utils.py get_train_ops: Adam with beta1 = 0 and epsilon 1e-3.
+        self.optimizer = torch.optim.Adam(
+            self.controller.parameters(), lr=controller_lr, betas=(0.0, 0.999), eps=1e-3
+        )
+        self.baseline = 0.0
         self._epoch = 0
         self._result: Arch | None = None
 
@@ -211,13 +221,10 @@ class ENAS(Strategy):
         if self.done():
             raise RuntimeError("search is finished; nothing left to sample")
         generator = torch.Generator().manual_seed(derived_seed(rng))
-        if self.mode == "tabular":
-            (arch,) = self.controller.sample(1, generator)
-            return EpochPlan(train=arch, evaluate=[arch])
         if self._epoch < self.epochs:
             return EpochPlan(
                 train=ControllerPath(self.controller, derived_seed(rng)),
-                evaluate=self.controller.sample(self.controller_samples, generator),
+                evaluate=self.controller.sample(self.controller_steps * self.aggregate, generator),
                 eval_images=self.eval_images,
             )
         candidates = self.controller.sample(self.final_samples, generator)
@@ -226,49 +233,44 @@ class ENAS(Strategy):
     def observe(
         self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]
     ) -> None:
-        """REINFORCE on each reward; in the final epoch, keep the best candidate."""
+        """One controller step per ``aggregate`` rewards; in the final epoch, keep the best."""
         self._epoch += 1
-        if self.mode == "tabular":
-            (arch,), (metrics,) = plan.evaluate, results
-            reward = float(metrics["valid_acc"])
-            if self.budget.add(arch, train_metrics, reward):
-                self.reinforce(arch, reward)
-        elif plan.train is None:
+        if plan.train is None:
             self._result = best_of(plan.evaluate, results)
-        else:
-            for arch, metrics in zip(plan.evaluate, results, strict=True):
-                self.reinforce(arch, float(metrics["valid_acc"]))
+            return
+        accs = [float(r["valid_acc"]) for r in results]
+        for start in range(0, len(accs), self.aggregate):
+            stop = start + self.aggregate
+            self.reinforce(plan.evaluate[start:stop], accs[start:stop])
 
-    def reinforce(self, arch: Arch, reward: float) -> None:
-        """One Adam step on -(reward - baseline) * log pi(arch) - entropy_weight * entropy."""
-        decay = self.baseline_decay
-        self.baseline = (
-            reward if self.baseline is None else decay * self.baseline + (1 - decay) * reward
-        )
-        _, log_prob, entropy, _ = self.controller(1, actions=torch.tensor([arch]))
-        loss = -(reward - self.baseline) * log_prob.sum() - self.entropy_weight * entropy.sum()
+    def reinforce(self, archs: list[Arch], accs: list[float]) -> None:
+        """One Adam step on the mean of -(reward - baseline) * log pi(arch) over ``archs``.
+
+        reward = accuracy + entropy_weight * entropy (a constant for the gradient); the baseline
+        moves towards each reward in turn before that sample's advantage is taken.
+        """
+        _, log_prob, entropy, _ = self.controller(len(archs), actions=torch.tensor(archs))
+        rewards = torch.tensor(accs) + self.entropy_weight * entropy.detach()
+        advantages = []
+        for reward in rewards.tolist():
+            self.baseline += (1 - self.baseline_decay) * (reward - self.baseline)
+            advantages.append(reward - self.baseline)
+        loss = -(torch.tensor(advantages) * log_prob).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
 
     def done(self) -> bool:
-        if self.mode == "weight_sharing":
-            return self._result is not None
-        capped = self.epochs is not None and self._epoch >= self.epochs
-        return self.budget.exhausted or capped
+        return self._result is not None
 
     def result(self) -> Arch:
-        if not self.done():
+        if self._result is None:
             raise RuntimeError("search has not finished yet")
-        if self._result is None:  # tabular: no final epoch, the best within the budget
-            return self.budget.result()
         return self._result
 
-    def planned_epochs(self) -> int | None:
-        """Engine epochs: training epochs plus the final choice (weight sharing)."""
-        if self.mode == "weight_sharing":
-            return self.epochs + 1
-        return self.epochs
+    def planned_epochs(self) -> int:
+        """Engine epochs: training epochs plus the final choice."""
+        return self.epochs + 1
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -282,15 +284,13 @@ class ENAS(Strategy):
             "optimizer": self.optimizer.state_dict(),
             "baseline": self.baseline,
             "epoch": self._epoch,
-            "budget": self.budget.state_dict(),
             "result": None if self._result is None else list(self._result),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.baseline = None if state["baseline"] is None else float(state["baseline"])
+        self.baseline = float(state["baseline"])
         self._epoch = int(state["epoch"])
-        self.budget.load_state_dict(state["budget"])
         result = state["result"]
         self._result = None if result is None else tuple(int(k) for k in result)

@@ -1,11 +1,17 @@
 """Random search baselines: RS on the table under a simulated-time budget, and RSPS on a supernet.
 
-``RandomSearch`` follows NAS-Bench-201's protocol: the pipeline configures the
-:class:`~ddpnas.evaluate.TabularEvaluator` with ``hp="12"`` and ``charge_epochs=12``, so each query
-reads the 12-epoch validation accuracy and costs 12 epochs of the architecture's simulated training
-time, and the search gets 12,000 simulated seconds. ``RSPS`` (Li & Talwalkar, 2019) trains the
-shared weights along a uniform random path per batch, then ranks uniform random architectures by
-their accuracy with the shared weights.
+``RandomSearch`` follows NAS-Bench-201's protocol (xautodl ``exps/NATS-algos/random_wo_share.py``
+through the API's ``simulate_train_eval(arch, 'cifar10', hp='12')``): the pipeline configures the
+:class:`~ddpnas.evaluate.TabularEvaluator` with ``hp="12"``, ``charge_epochs=12`` and
+``charge_valid_epochs`` (see there), so each query reads the 12-epoch validation accuracy and
+costs 12 epochs of the architecture's simulated training time plus one validation pass, and the
+search gets 12,000 simulated seconds. The API rewards one random training trial
+(``is_random=True``); the compact table holds the trials' mean, so our reward is less noisy.
+
+``RSPS`` (Li & Talwalkar, 2019; NAS-Bench-201's RANDOM-NAS) trains the shared weights along a
+uniform random path per batch, then ranks uniform random architectures by their accuracy with the
+shared weights: RANDOM-NAS trains 250 epochs and scores each of 100 candidates on one validation
+batch (``eval_images``: 64, its batch size); ``eval_images: null`` scores on the whole split.
 """
 
 from __future__ import annotations
@@ -32,7 +38,12 @@ def derived_seed(rng: np.random.Generator) -> int:
 
 
 def best_of(archs: Sequence[Arch], results: Sequence[dict[str, float]]) -> Arch:
-    """The architecture with the highest ``valid_acc`` (the first one on ties)."""
+    """The architecture with the highest ``valid_acc`` (the first one on ties).
+
+    Ties are common when each candidate is scored on one batch (accuracies in steps of 1/64).
+    Every caller passes its candidates in the random order they were drawn, so "the first" is a
+    uniform random pick among the tied ones, as RANDOM-NAS's strict ``best_acc < acc`` is.
+    """
     accs = [r["valid_acc"] for r in results]
     return archs[int(np.argmax(accs))]
 
@@ -191,8 +202,8 @@ class RSPS(Strategy):
 
     ``epochs`` training epochs validate nothing (the shared weights are the only state, so a
     per-epoch score would only cost time); one final epoch trains nothing and validates
-    ``final_samples`` uniform random architectures on the whole validation split (duplicates
-    validated once); the result is the best of them.
+    ``final_samples`` uniform random architectures (duplicates validated once), each on its own
+    random ``eval_images`` validation images (None: the whole split); the result is the best.
     """
 
     name = "rsps"
@@ -205,14 +216,18 @@ class RSPS(Strategy):
         mode: str = "weight_sharing",
         epochs: int = 50,
         final_samples: int = 100,
+        eval_images: int | None = None,
     ) -> None:
         super().__init__(space, mode)
+        if eval_images is not None and eval_images < 1:
+            raise ValueError(f"eval_images must be >= 1 or None, got {eval_images}")
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if final_samples < 1:
             raise ValueError(f"final_samples must be >= 1, got {final_samples}")
         self.epochs = epochs
         self.final_samples = final_samples
+        self.eval_images = eval_images
         self._epoch = 0
         self._result: Arch | None = None
 
@@ -222,7 +237,9 @@ class RSPS(Strategy):
         if self._epoch < self.epochs:
             return EpochPlan(train=UniformPath(self.space, derived_seed(rng)))
         archs = [uniform_arch(self.space, rng) for _ in range(self.final_samples)]
-        return EpochPlan(train=None, evaluate=list(dict.fromkeys(archs)))
+        return EpochPlan(
+            train=None, evaluate=list(dict.fromkeys(archs)), eval_images=self.eval_images
+        )
 
     def observe(
         self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]

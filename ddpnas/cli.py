@@ -48,9 +48,26 @@ def _check_numbers(args: argparse.Namespace) -> None:
         )
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as ``0-199``, ``0,3,7`` or a mix (``0-9,20``), in the order given, no repeats."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise DDPNASError(f"--seeds {text!r}: expected e.g. 0-199 or 0,1,2") from None
+        if first < 0 or last < first:
+            raise DDPNASError(f"--seeds {text!r}: {part.strip()!r} is not an ascending range >= 0")
+        seeds.extend(range(first, last + 1))
+    if len(set(seeds)) != len(seeds):
+        raise DDPNASError(f"--seeds {text!r} repeats a seed")
+    return seeds
+
+
 def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.config import load_config
-    from ddpnas.experiment import run_experiment
+    from ddpnas.experiment import run_experiment, run_experiment_seeds
     from ddpnas.locations import resolve_cache_dir
     from ddpnas.utils import ensure_writable, exclusive
 
@@ -68,6 +85,19 @@ def _cmd_search(args: argparse.Namespace) -> None:
         data = config["data"]
         device = args.device or config["device"]
         threads = args.threads or config["threads"]
+    if args.seeds is not None:
+        if args.checkpoint:
+            raise DDPNASError("--checkpoint is for one seed; --seeds runs take milliseconds")
+        seeds = parse_seeds(args.seeds)
+        records = run_experiment_seeds(
+            args.experiment, spec, seeds=seeds, out=args.out, data=data, threads=threads
+        )
+        total = sum(r["search_seconds"] for r in records)
+        print(
+            f"{args.experiment}: {len(records)} seeds ({seeds[0]}..{seeds[-1]}) in {total:.2f} s "
+            f"of search on {records[0]['environment']['hardware']}"
+        )
+        return
     ensure_writable(args.out, "--out")
     ensure_writable(args.checkpoint, "--checkpoint")
     if isinstance(spec, dict) and spec.get("mode") == "weight_sharing":
@@ -195,8 +225,8 @@ def _cmd_nb201_table(args: argparse.Namespace) -> None:
         df,
         nb201_display(df),
         args.out,
-        f"NAS-Bench-201: searched cells (200-epoch figures, mean ± std over seeds; ours and the "
-        f"optimum from {release}, published rows from NAS-Bench-201 v1.0; one release per row)",
+        f"NAS-Bench-201: searched cells (200-epoch figures, mean ± std and SE over seeds; ours and "
+        f"the optimum from {release}, published rows from NAS-Bench-201 v1.0; one release per row)",
         notes=[*provenance(runs), UNCHECKED_NOTE],
     )
 
@@ -293,14 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    search = sub.add_parser("search", help="run one search experiment for one seed")
+    search = sub.add_parser("search", help="run one search experiment for one seed (or many)")
     source = search.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="YAML config; with --experiment")
     source.add_argument("--spec", help="the experiment block as JSON (what the pipeline passes)")
     search.add_argument("--experiment", required=True, help="experiment name (searches.<name>)")
     search.add_argument("--data", help="the data block as JSON (with --spec)")
-    search.add_argument("--seed", type=int, required=True)
-    search.add_argument("--out", required=True, help="search record (JSON)")
+    which = search.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int)
+    which.add_argument(
+        "--seeds",
+        help="tabular experiments: many seeds in this one process, e.g. 0-199 or 0,1,2; "
+        "--out is then a pattern with {seed} (and optionally {exp})",
+    )
+    search.add_argument("--out", required=True, help="search record (JSON), or a pattern")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
     search.add_argument("--device", choices=["auto", "cpu", "cuda"])
     search.add_argument("--threads", type=int)

@@ -1,4 +1,4 @@
-"""Build and run one search experiment (one config block, one seed) and write its record."""
+"""Build and run one search experiment (one config block; one seed, or many) and write records."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 
 from ddpnas.config import validate_search
 from ddpnas.data import ImageSet, load_cifar10, nb201_split, subset
-from ddpnas.errors import ConfigError
+from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.evaluate import SupernetEvaluator, TabularEvaluator
 from ddpnas.locations import resolve_cache_dir, resolve_data_root
-from ddpnas.nasbench import load_bench
+from ddpnas.nasbench import NB201Bench, load_bench
 from ddpnas.search import run_search
 from ddpnas.spaces import get_space
 from ddpnas.strategies import get_strategy
@@ -57,6 +57,13 @@ def _cifar10_split(
     return train_all.take(train_idx), train_all.take(valid_idx)
 
 
+def default_label(spec: dict[str, Any]) -> str:
+    """Row name of an unlabelled experiment; reward noise in accuracy points (pp)."""
+    noise = spec["tabular"]["noise_std"] if spec["mode"] == "tabular" else 0.0
+    extra = f", noise {noise:g} pp" if noise else ""
+    return f"{spec['strategy']} ({spec['mode']}{extra})"
+
+
 def run_experiment(
     name: str,
     spec: dict[str, Any],
@@ -76,6 +83,86 @@ def run_experiment(
     Weight-sharing searches train on CIFAR-10's NAS-Bench-201 split unless ``datasets`` gives
     the (train, valid) images (e.g. ImageNet's search split); ``record_extra`` adds record keys.
     """
+    record = search_record(
+        name,
+        spec,
+        seed=seed,
+        checkpoint=checkpoint,
+        data=data,
+        device=device,
+        threads=threads,
+        progress=progress,
+        datasets=datasets,
+        record_extra=record_extra,
+    )
+    write_json(out, record)
+    return record
+
+
+def record_paths(pattern: str, name: str, seeds: list[int]) -> list[Path]:
+    """``pattern`` (with ``{seed}``, optionally ``{exp}``) filled in for every seed."""
+    if "{seed}" not in pattern:
+        raise DDPNASError(f"--out {pattern!r} needs a {{seed}} placeholder for several seeds")
+    try:
+        paths = [Path(pattern.format(exp=name, seed=seed)) for seed in seeds]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DDPNASError(
+            f"--out {pattern!r}: only {{exp}} and {{seed}} may be filled in ({exc!r})"
+        ) from None
+    if len(set(paths)) != len(paths):
+        raise DDPNASError(f"--out {pattern!r} maps two seeds to one file; are seeds repeated?")
+    return paths
+
+
+def run_experiment_seeds(
+    name: str,
+    spec: dict[str, Any],
+    *,
+    seeds: list[int],
+    out: str,
+    data: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every seed of a tabular experiment in this one process, one record per seed.
+
+    Each record is exactly what :func:`run_experiment` writes for that seed (same seeding, a
+    fresh strategy and evaluator per seed; only the benchmark is loaded once). Records are
+    written, each atomically, only after every seed has finished, so an error leaves none.
+    """
+    spec = validate_search(spec, name)
+    if spec["mode"] != "tabular":
+        raise ConfigError(
+            f"searches.{name} is a weight-sharing experiment; several seeds in one process are "
+            "for tabular experiments (run one seed per job, with a checkpoint)"
+        )
+    paths = record_paths(out, name, seeds)
+    bench = load_bench(data=data or {})
+    records = [
+        search_record(
+            name, spec, seed=seed, data=data, threads=threads, bench=bench, progress=False
+        )
+        for seed in seeds
+    ]
+    for path, record in zip(paths, records, strict=True):
+        write_json(path, record)
+    return records
+
+
+def search_record(
+    name: str,
+    spec: dict[str, Any],
+    *,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    data: dict[str, Any] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool | None = None,
+    bench: NB201Bench | None = None,
+    datasets: tuple[ImageSet, ImageSet] | None = None,
+    record_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one seed of a search spec and return its record (``bench``: reuse a loaded table)."""
     spec = validate_search(spec, name)
     data = data or {}
     strategy_cls = get_strategy(spec["strategy"])
@@ -96,7 +183,7 @@ def run_experiment(
     space = get_space(spec["space"])
     strategy = strategy_cls(space, mode=spec["mode"], **spec["strategy_args"])
     if spec["mode"] == "tabular":
-        bench = load_bench(data=data)
+        bench = bench or load_bench(data=data)
         evaluator: TabularEvaluator | SupernetEvaluator = TabularEvaluator(
             bench, space, seed=seed, **spec["tabular"]
         )
@@ -121,7 +208,7 @@ def run_experiment(
     )
     record = {
         "experiment": name,
-        "label": spec.get("label") or f"{spec['strategy']} ({spec['mode']})",
+        "label": spec.get("label") or default_label(spec),
         "space": spec["space"],
         "strategy": spec["strategy"],
         "mode": spec["mode"],
@@ -139,5 +226,4 @@ def run_experiment(
         "history": outcome.history,
         **(record_extra or {}),
     }
-    write_json(out, record)
     return record

@@ -1,4 +1,4 @@
-"""ENAS, random search and RSPS on the shared engine: learning signal, budgets, plans, resume."""
+"""ENAS, REINFORCE, random search and RSPS on the shared engine: budgets, plans, resume."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from toys import SyntheticEvaluator, ToySpace, separated_means
 
 from baselines.enas import ENAS
 from baselines.random_search import RSPS, RandomSearch
+from baselines.reinforce import Reinforce
 from ddpnas.evaluate import TabularEvaluator
 from ddpnas.search import run_search
 from ddpnas.spaces.base import Arch
@@ -80,49 +81,15 @@ def strip(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_registered() -> None:
-    assert {"ddpnas", "darts", "enas", "rs", "rsps"} == set(strategies())
-    assert get_strategy("enas") is ENAS
+    assert {"ddpnas", "darts", "enas", "reinforce", "rs", "rsps"} == set(strategies())
+    assert get_strategy("enas") is ENAS and get_strategy("reinforce") is Reinforce
     assert RandomSearch.modes == ("tabular",) and RSPS.modes == ("weight_sharing",)
+    assert Reinforce.modes == ("tabular",) and ENAS.modes == ("weight_sharing",)
 
 
-def test_enas_policy_gradient_raises_the_rewarded_op_and_lowers_the_others() -> None:
-    space = ToySpace(2, 3)
-    strategy = ENAS(space, mode="tabular", epochs=100, controller_lr=3e-3)
-    before = strategy.controller.marginals()[0]
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        plan = strategy.propose(rng)
-        reward = float(plan.evaluate[0][0] == 2)
-        strategy.observe(plan, {"sim_seconds": 1.0}, [{"valid_acc": reward}])
-        strategy.step()
-    after = strategy.controller.marginals()[0]
-    assert after[2] > before[2] + 0.02
-    assert after[0] < before[0] and after[1] < before[1]
-    assert strategy.snapshot()["theta"][0] == pytest.approx(after.tolist(), abs=1e-6)
-
-
-def test_enas_tabular_learns_the_best_ops_on_a_toy_problem() -> None:
-    """Chance is 1/4 per edge. Over 12 seeds the controller's marginal argmax was right on 0.81 of
-    the edges and the best arch seen on 0.94 (200 samples of 256 archs, so the latter is easy)."""
-    space = ToySpace(4, 4)
-    found, learned = [], []
-    for seed in range(3):
-        mu = separated_means(4, 4, seed, gap=0.15)
-        strategy = ENAS(space, mode="tabular", epochs=200, controller_lr=0.01)
-        outcome = run_search(strategy, SyntheticEvaluator(mu, noise=0.01, seed=seed), seed=seed)
-        assert outcome.epochs == strategy.planned_epochs() == 200
-        found.append(np.mean(np.array(outcome.arch) == mu.argmax(1)))
-        theta = np.array(outcome.history[-1]["state"]["theta"])
-        learned.append(np.mean(theta.argmax(1) == mu.argmax(1)))
-        best = max((h["evaluated"][0] for h in outcome.history), key=lambda e: e["valid_acc"])
-        assert space.arch_to_str(outcome.arch) == best["arch"]
-    assert np.mean(found) >= 0.75
-    assert np.mean(learned) >= 0.6
-
-
-def test_enas_tabular_budget_counts_like_random_search() -> None:
+def test_reinforce_budget_counts_like_random_search() -> None:
     space = ToySpace(3, 4)
-    strategy = ENAS(space, mode="tabular", budget_seconds=20.0)
+    strategy = Reinforce(space, budget_seconds=20.0)
     assert strategy.planned_epochs() is None
     outcome = run_search(strategy, SyntheticEvaluator(separated_means(3, 4, 0), noise=0.02), seed=0)
     assert outcome.epochs == 21  # 20 one-second archs fit; the 21st crosses the budget
@@ -134,16 +101,18 @@ def test_enas_tabular_budget_counts_like_random_search() -> None:
 
 def test_enas_weight_sharing_plan_and_final_choice() -> None:
     space = ToySpace(6, 5)
-    a, b = (ENAS(space, epochs=2, controller_samples=3, final_samples=40) for _ in range(2))
+    a, b = (ENAS(space, epochs=2, controller_steps=1, aggregate=3, final_samples=40) for _ in "ab")
     plan_a, plan_b = a.propose(np.random.default_rng(5)), b.propose(np.random.default_rng(5))
     assert plan_a.evaluate == plan_b.evaluate and len(plan_a.evaluate) == 3
-    assert plan_a.eval_images == 500
+    assert plan_a.eval_images == 160  # ENAS's micro-search batch
     paths = [plan_a.train.path() for _ in range(20)]
     assert paths == [plan_b.train.path() for _ in range(20)]
     assert len(set(paths)) > 10, "a fresh controller sample per batch"
 
     mu = separated_means(6, 5, 3)
-    strategy = ENAS(space, epochs=2, controller_samples=3, final_samples=40, eval_images=100)
+    strategy = ENAS(
+        space, epochs=2, controller_steps=1, aggregate=3, final_samples=40, eval_images=100
+    )
     evaluator = PlanEvaluator(mu)
     outcome = run_search(strategy, evaluator, seed=2)
     assert outcome.epochs == strategy.planned_epochs() == 3
@@ -211,7 +180,10 @@ def test_rsps_trains_uniform_paths_then_picks_the_best_of_n() -> None:
     assert outcome.epochs == strategy.planned_epochs() == 3
     final = outcome.history[-1]
     assert final["arch"] is None and len(final["evaluated"]) == 30
-    assert evaluator.images == [None] * 30
+    assert evaluator.images == [None] * 30  # default: the whole split
+    one_batch = PlanEvaluator(separated_means(6, 5, 4))
+    run_search(RSPS(space, epochs=1, final_samples=10, eval_images=64), one_batch, seed=1)
+    assert one_batch.images == [64] * len(one_batch.images) and len(one_batch.images) >= 9
     best = max(final["evaluated"], key=lambda e: e["valid_acc"])
     assert space.arch_to_str(outcome.arch) == best["arch"]
     assert final["state"] == {}
@@ -219,18 +191,18 @@ def test_rsps_trains_uniform_paths_then_picks_the_best_of_n() -> None:
     assert len(trained) == 8 and len(set(trained)) >= 7, "a fresh uniform path per batch"
 
 
-def enas_tabular(space: ToySpace) -> ENAS:
-    return ENAS(space, mode="tabular", budget_seconds=100.0, controller_lr=0.01)
+def reinforce(space: ToySpace) -> Reinforce:
+    return Reinforce(space, budget_seconds=100.0)
 
 
 def enas_shared(space: ToySpace) -> ENAS:
-    return ENAS(space, epochs=4, controller_samples=3, final_samples=10, eval_images=50)
+    return ENAS(space, epochs=4, controller_steps=2, aggregate=3, final_samples=10, eval_images=50)
 
 
 @pytest.mark.parametrize(
     ("make", "evaluator", "crash"),
     [
-        (enas_tabular, lambda mu, crash: CostlyEvaluator(mu, 0.02, 1, crash_at=crash), 6),
+        (reinforce, lambda mu, crash: CostlyEvaluator(mu, 0.02, 1, crash_at=crash), 6),
         (enas_shared, lambda mu, crash: PlanEvaluator(mu, crash_at=crash), 3),
         (
             lambda space: RandomSearch(space, budget_seconds=100.0),
@@ -238,7 +210,7 @@ def enas_shared(space: ToySpace) -> ENAS:
             6,
         ),
     ],
-    ids=["enas-tabular", "enas-weight-sharing", "rs"],
+    ids=["reinforce", "enas-weight-sharing", "rs"],
 )
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, make, evaluator, crash):
     space = ToySpace(4, 4)
@@ -256,11 +228,19 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, make, eva
 def test_options_are_checked() -> None:
     space = ToySpace(2, 3)
     with pytest.raises(ValueError, match="mode"):
-        ENAS(space, mode="both")
-    with pytest.raises(ValueError, match="tabular"):
-        ENAS(space, budget_seconds=100.0)
+        ENAS(space, mode="tabular")
+    with pytest.raises(ValueError, match="mode"):
+        Reinforce(space, mode="weight_sharing")
     with pytest.raises(ValueError, match="baseline_decay"):
         ENAS(space, baseline_decay=1.0)
+    with pytest.raises(ValueError, match="aggregate"):
+        ENAS(space, aggregate=0)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        Reinforce(space, ema_momentum=1.0)
+    with pytest.raises(ValueError, match="budget_seconds or max_epochs"):
+        Reinforce(space, budget_seconds=None)
+    with pytest.raises(ValueError, match="eval_images"):
+        RSPS(space, eval_images=0)
     with pytest.raises(ValueError, match="budget_seconds or max_epochs"):
         RandomSearch(space, budget_seconds=None)
     with pytest.raises(ValueError, match="final_samples"):

@@ -108,6 +108,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
+def _stats(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample std and the standard error of the mean (std / sqrt(n); NaN for one run)."""
+    mean, std = _mean_std(values)
+    return mean, std, std / np.sqrt(len(values))
+
+
 def by_experiment(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Search records grouped by experiment, in first-seen order (one table row each)."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -143,9 +149,9 @@ def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
             "runs": len(group),
         }
         for col in NB201_COLUMNS:
-            row[col] = row[f"{col}_std"] = np.nan
+            row[col] = row[f"{col}_std"] = row[f"{col}_se"] = np.nan
         for col, metric in columns.items():
-            row[col], row[f"{col}_std"] = _mean_std([rec[metric] for rec in records])
+            row[col], row[f"{col}_std"], row[f"{col}_se"] = _stats([rec[metric] for rec in records])
         row["search_epochs"] = _mean_std([r["epochs"] for r in group])[0]
         row["search_seconds"] = _mean_std([r["search_seconds"] for r in group])[0]
         row["simulated_seconds"] = _mean_std([r["simulated_seconds"] for r in group])[0]
@@ -178,10 +184,17 @@ def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(mean: float, std: float) -> str:
+def _fmt(mean: float, std: float, se: float = float("nan")) -> str:
+    """``mean ± std``, then the standard error when known (our rows over several seeds)."""
     if pd.isna(mean):
         return "-"
-    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+    text = f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+    return text if pd.isna(se) else f"{text} (SE {se:.2f})"
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or NaN where the frame has none (e.g. no row with a standard error)."""
+    return df[name] if name in df else pd.Series(np.nan, index=df.index)
 
 
 def _fmt_cost(row: pd.Series) -> str:
@@ -198,7 +211,10 @@ def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"Method": df["method"]})
     out["Runs"] = df["runs"].map(lambda n: "-" if pd.isna(n) else str(int(n)))
     for col, head in HEADERS.items():
-        out[head] = [_fmt(m, s) for m, s in zip(df[col], df[f"{col}_std"], strict=True)]
+        out[head] = [
+            _fmt(m, s, se)
+            for m, s, se in zip(df[col], df[f"{col}_std"], _column(df, f"{col}_se"), strict=True)
+        ]
     out["Search epochs"] = df.get("search_epochs", pd.Series(np.nan, index=df.index)).map(
         lambda e: "-" if pd.isna(e) else f"{e:g}"
     )
@@ -276,7 +292,7 @@ def cifar10_rows(searches: list[dict[str, Any]], retrains: list[dict[str, Any]])
             "source": f"ours: {name}",
             "runs": len(pairs),
         }
-        row["test_error"], row["test_error_std"] = _mean_std(errors)
+        row["test_error"], row["test_error_std"], row["test_error_se"] = _stats(errors)
         row["params_m"] = _mean_std([r["params_m"] for _, r in pairs])[0]
         row["search_seconds"] = _mean_std([s["search_seconds"] for s, _ in pairs])[0]
         row["search_cost"] = _cost_text(row["search_seconds"], search["environment"])
@@ -310,7 +326,13 @@ def cifar10_display(df: pd.DataFrame) -> pd.DataFrame:
             "Method": df["method"],
             "Runs": df["runs"].map(lambda n: "-" if pd.isna(n) else str(int(n))),
             "Test error (%)": [
-                _fmt(m, s) for m, s in zip(df["test_error"], df["test_error_std"], strict=True)
+                _fmt(m, s, se)
+                for m, s, se in zip(
+                    df["test_error"],
+                    df["test_error_std"],
+                    _column(df, "test_error_se"),
+                    strict=True,
+                )
             ],
             "Params (M)": df["params_m"].map(lambda p: "-" if pd.isna(p) else f"{p:.2f}"),
             "Search cost": df["search_cost"],

@@ -9,8 +9,9 @@ def strategies() -> dict[str, type[Strategy]]:
     from baselines.darts import DARTS
     from baselines.enas import ENAS
     from baselines.random_search import RSPS, RandomSearch
+    from baselines.reinforce import Reinforce
 
-    return {cls.name: cls for cls in (DDPNAS, DARTS, ENAS, RandomSearch, RSPS)}
+    return {cls.name: cls for cls in (DDPNAS, DARTS, ENAS, Reinforce, RandomSearch, RSPS)}
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -23,7 +23,6 @@ from ddpnas.spaces.base import Arch, SearchSpace
 # A path through a supernet: one op per edge (single path), or an E x K tensor of op weights
 # (DARTS's continuous relaxation; rows sum to one).
 SupernetPath = Arch | torch.Tensor
-Path = SupernetPath  # old name (shadowed pathlib.Path); only until baselines/enas.py moves over
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 

@@ -1,5 +1,6 @@
 # Helpers that turn the validated config into rule inputs and CLI arguments.
 import json
+import re
 
 
 def search_records(space=None):
@@ -10,6 +11,22 @@ def search_records(space=None):
         if space is None or spec["space"] == space
         for seed in spec["seeds"]
     ]
+
+
+def experiment_records(name):
+    """The search records of one experiment, one per seed."""
+    return [f"results/search/{name}/seed{seed}.json" for seed in config["searches"][name]["seeds"]]
+
+
+def tabular_experiments():
+    """Experiments whose seeds all run in one job each (the search_tabular_<name> rules)."""
+    return [name for name, spec in config["searches"].items() if spec["mode"] == "tabular"]
+
+
+def per_seed_experiments_regex():
+    """The per-seed search rule takes only the other (weight-sharing) experiments, unambiguously."""
+    names = [name for name in config["searches"] if name not in tabular_experiments()]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 def retrain_pairs():
@@ -62,7 +79,7 @@ def nb201_tables():
 
 
 # Strategies that learn a distribution over ops (logged as "theta" every epoch).
-THETA_STRATEGIES = ("ddpnas", "darts", "enas")
+THETA_STRATEGIES = ("ddpnas", "darts", "enas", "reinforce")
 
 
 def theta_figures():

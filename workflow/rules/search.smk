@@ -1,4 +1,6 @@
-# Stage 1: one search per (experiment, seed). Killed jobs resume from their checkpoint.
+# Stage 1: searches. Weight-sharing experiments run one job per (experiment, seed) and resume a
+# killed job from its checkpoint; a tabular experiment runs all its seeds in one job (one process,
+# milliseconds per seed), writing one record per seed only after every seed has finished.
 
 
 rule search:
@@ -12,6 +14,7 @@ rule search:
         "results/benchmarks/search/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
+        exp=per_seed_experiments_regex(),
     params:
         spec=lambda w: json.dumps(config["searches"][w.exp]),
         data=json.dumps(config["data"]),
@@ -24,3 +27,30 @@ rule search:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
         " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+# One rule per tabular experiment (its outputs are that experiment's seeds), named
+# search_tabular_<experiment with - as _>.
+for _exp in tabular_experiments():
+
+    rule:
+        name:
+            f"search_tabular_{_exp.replace('-', '_')}"
+        output:
+            experiment_records(_exp),
+        conda:
+            "../envs/ddpnas.yaml"
+        log:
+            f"results/logs/search/{_exp}/seeds.log",
+        benchmark:
+            f"results/benchmarks/search/{_exp}/seeds.tsv"
+        params:
+            exp=_exp,
+            spec=json.dumps(config["searches"][_exp]),
+            data=json.dumps(config["data"]),
+            seeds=",".join(str(s) for s in config["searches"][_exp]["seeds"]),
+        threads: 1
+        shell:
+            "ddpnas search --experiment {params.exp} --spec {params.spec:q}"
+            " --data {params.data:q} --seeds {params.seeds} --threads {threads}"
+            " --out 'results/search/{params.exp}/seed{{seed}}.json' > {log} 2>&1"
