@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 SHARED_DATA = REPO.parent / "shared" / "data"
 NB201_TABLE = SHARED_DATA / "nasbench201" / "nb201_table.csv.gz"
 NATS_FIXTURE = SHARED_DATA / "nasbench201" / "NATS-tss-v1_0-3ffb9-simple"

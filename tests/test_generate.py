@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import NB201_TABLE, REPO, SHARED_DATA, require
+from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toys import SyntheticEvaluator, ToySpace, separated_means
@@ -318,7 +318,7 @@ def test_pipeline_generation_rule_on_the_default_config(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     targets = ["results/tables/generation_nb201.csv", "results/figures/generation_nb201.png"]
     subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
          str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", *targets],
         env=env, check=True, capture_output=True,
     )  # fmt: skip

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, require
+from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
 from ddpnas.cli import main
 from ddpnas.evaluate import TabularEvaluator
@@ -156,7 +156,7 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "workflow" / "Snakefile"),
+            str(SNAKEFILE),
             "--directory",
             str(tmp_path),
             "--configfile",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import NATS_FIXTURE, REPO, SHARED_DATA, require
+from conftest import NATS_FIXTURE, REPO, SHARED_DATA, SNAKEFILE, require
 
 import ddpnas.experiment as experiment
 from ddpnas.cli import main, parse_seeds
@@ -97,7 +97,7 @@ def test_batch_refuses_what_it_cannot_do(tmp_path: Path, capsys) -> None:
 def test_pipeline_runs_each_tabular_experiment_in_one_job(tmp_path: Path) -> None:
     """Dry run on ci.yaml: one job per tabular experiment, per-seed jobs for the others only."""
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
          str(tmp_path), "--configfile", str(ci_config(tmp_path)), "-n", "--cores", "1",
          "--quiet", "rules"],
         capture_output=True, text=True, check=True,
@@ -119,7 +119,8 @@ def test_tables_report_the_standard_error(bench) -> None:
     archs = [bench.arch_str(i) for i in (1, 11, 284, 1)]
     runs = [
         {"experiment": "e", "label": "E (tabular, noise 0.5 pp)", "arch": a, "epochs": 3,
-         "search_seconds": 0.1, "simulated_seconds": 10.0, "environment": {"hardware": "cpu"}}
+         "search_seconds": 0.1, "simulated_seconds": 10.0, "environment": {"hardware": "cpu"},
+             "spec": {"space": "nb201", "strategy": "rs", "mode": "tabular"}}
         for a in archs
     ]  # fmt: skip
     row = nb201_rows(runs, bench).iloc[0]

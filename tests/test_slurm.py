@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import NB201_TABLE, REPO, SHARED_DATA, require
+from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
 FAKE_SLURM = Path(__file__).parent / "fake_slurm"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -26,12 +26,6 @@ TABULAR = [
     "results/search/nb201-rs-tabular/seed0.json",
 ]
 GPU_SEARCH = "results/search/nb201-ddpnas-ws/seed0.json"
-
-
-def _snakefile() -> Path:
-    """workflow/Snakefile (standard layout) where it exists, else the top-level Snakefile."""
-    nested = REPO / "workflow" / "Snakefile"
-    return nested if nested.exists() else REPO / "Snakefile"
 
 
 def _fake_slurm_module() -> Any:
@@ -53,7 +47,7 @@ def _workdir(tmp_path: Path, name: str) -> Path:
 
 
 def _snakemake(work: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(_snakefile()), "--directory", str(work)]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(work)]
     return subprocess.Popen(
         [*cmd, *args],
         cwd=work,
