@@ -34,7 +34,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ddpnas.data import IMAGE_SHAPE, ImageSet, iterate_batches, subset
+from ddpnas.capture import CapturedStep
+from ddpnas.data import IMAGE_SHAPE, ImageSet, device_generator, iterate_batches, subset
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.search import epoch_generator
 from ddpnas.spaces.costs import count_flops
@@ -72,7 +73,9 @@ class RetrainConfig:
     ``batch_size`` is global (split evenly across ranks), ``eval_batch_size`` per rank.
     ``train_size``/``test_size`` pick a class-stratified subset (None: the whole set). ``amp`` and
     ``channels_last`` default (None) to on for CUDA, off elsewhere; ``amp_dtype`` float16 also
-    turns on loss scaling. ``grad_clip`` 0 disables clipping.
+    turns on loss scaling. ``grad_clip`` 0 disables clipping. ``cuda_graphs`` captures the
+    training step once per epoch and replays it (:mod:`ddpnas.capture`; one process only, not
+    with float16 loss scaling).
     """
 
     epochs: int = 600
@@ -92,6 +95,7 @@ class RetrainConfig:
     seed: int = 0
     eval_batch_size: int = 256
     eval_every: int = 1
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         """Reject impossible values up front rather than hours into a run."""
@@ -109,6 +113,11 @@ class RetrainConfig:
             raise ConfigError(f"retrain drop_path_prob must be in [0, 1): {self.drop_path_prob}")
         if self.amp_dtype not in AMP_DTYPES:
             raise ConfigError(f"retrain amp_dtype must be one of {list(AMP_DTYPES)}")
+        if self.cuda_graphs and self.amp is not False and self.amp_dtype == "float16":
+            raise ConfigError(
+                "retrain cuda_graphs cannot capture float16 loss scaling (it reads the device "
+                "every step); use amp_dtype bfloat16 or turn cuda_graphs off"
+            )
 
 
 def drop_path_schedule(base: float, epoch: int, epochs: int) -> float:
@@ -120,13 +129,14 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     """Zero one ``size`` x ``size`` square per image, clipped at the borders; in place.
 
     As in DARTS the square's centre is uniform over the image (so squares near a border are cut
-    short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on the
-    CPU, so the result does not depend on the device; their copy does not stall the GPU queue.
+    short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on its
+    own device: a CPU generator gives the same squares on every device, a GPU one
+    (:func:`ddpnas.data.device_generator`) keeps the draws on the batch's device.
     """
     b, _, h, w = batch.shape
-    device = batch.device
-    top = torch.randint(0, h, (b, 1), generator=generator) - size // 2
-    left = torch.randint(0, w, (b, 1), generator=generator) - size // 2
+    device, drawn = batch.device, generator.device
+    top = torch.randint(0, h, (b, 1), generator=generator, device=drawn) - size // 2
+    left = torch.randint(0, w, (b, 1), generator=generator, device=drawn) - size // 2
     top, left = top.to(device, non_blocking=True), left.to(device, non_blocking=True)
     rows = torch.arange(h, device=device)
     cols = torch.arange(w, device=device)
@@ -237,6 +247,8 @@ class _Retrainer:
         )
         if cfg.batch_size % world:
             raise ConfigError(f"batch_size {cfg.batch_size} does not split over {world} ranks")
+        if cfg.cuda_graphs and world > 1:
+            raise ConfigError("retrain cuda_graphs runs in one process; set gpus: 1 or turn it off")
         self.device, self.rank, self.world = device, rank, world
         train, test = _take(train_set, cfg.train_size), _take(test_set, cfg.test_size)
         self.n_train, self.n_test = len(train), len(test)
@@ -300,8 +312,29 @@ class _Retrainer:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(
-            self.device.type, dtype=AMP_DTYPES[self.cfg.amp_dtype], enabled=bool(self.cfg.amp)
+            self.device.type,
+            dtype=AMP_DTYPES[self.cfg.amp_dtype],
+            enabled=bool(self.cfg.amp),
+            cache_enabled=not self.cfg.cuda_graphs,  # a graph must not keep a step's casts
         )
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One SGD step on a batch; (main-head loss, logits), detached."""
+        cfg = self.cfg
+        with self._autocast():
+            logits, aux = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            objective = loss
+            if aux is not None:
+                objective = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
 
     def _train(self, epoch: int) -> tuple[float, float]:
         """One pass over this rank's shard; (mean cross-entropy of the main head, top-1)."""
@@ -312,7 +345,7 @@ class _Retrainer:
             self.rank
         ].tolist()
         torch.manual_seed(rng_seed)  # drop path and any dropout replay exactly after a resume
-        augment = torch.Generator().manual_seed(aug_seed)
+        augment = device_generator(torch.Generator().manual_seed(aug_seed), self.device)
         local_batch = cfg.batch_size // self.world
         shard = order[self.rank :: self.world][: self.n_train // self.world]
         if len(shard) % local_batch == 1:  # batch norm cannot train on a single image
@@ -321,6 +354,8 @@ class _Retrainer:
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        # lr and drop-path probability are fixed for the epoch: capture its step once
+        step = CapturedStep(self._step, self.device) if cfg.cuda_graphs else self._step
         for x, y in iterate_batches(
             self.train_images[shard],
             self.train_labels[shard],
@@ -333,24 +368,12 @@ class _Retrainer:
         ):
             if cfg.cutout:
                 cutout(x, cfg.cutout, augment)
-            with self._autocast():
-                logits, aux = self.model(x)
-                loss = F.cross_entropy(logits, y)
-                objective = loss
-                if aux is not None:
-                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(objective).backward()
-            if cfg.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            loss_sum += loss.detach().double() * len(y)
+            loss, logits = step(x, y)
+            loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
         return self._mean_over_ranks(loss_sum, correct, len(shard))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _evaluate(self) -> tuple[float, float]:
         """(mean cross-entropy, top-1) on the whole test set, each rank scoring its share."""
         if self.world > 1:  # every rank scores with rank 0's BN statistics, the checkpointed ones

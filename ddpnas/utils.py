@@ -1,4 +1,8 @@
-"""Small shared helpers: atomic writes, seeding and a description of the machine."""
+"""Small shared helpers: atomic writes, seeding and a description of the machine.
+
+torch is imported inside the helpers that need it: report commands use only the atomic writes,
+and importing torch costs them about a second on a small machine.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextlib.contextmanager
@@ -44,11 +50,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """torch.save, atomically: a kill mid-write leaves the previous checkpoint intact."""
+    import torch
+
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path, *, version: int, fingerprint: str) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` for this run, or say why not."""
+    import torch
+
     from ddpnas.errors import DDPNASError
 
     try:
@@ -67,6 +77,8 @@ def load_checkpoint(path: str | Path, *, version: int, fingerprint: str) -> dict
 
 def seed_everything(seed: int) -> None:
     """One seed for Python, NumPy and torch (CPU and CUDA)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -74,6 +86,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -88,6 +102,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def device_name(device: torch.device) -> str:
     """Human name of the hardware a number was measured on."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
@@ -101,6 +117,8 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device) -> dict[str, str]:
     """Versions and hardware recorded beside every result."""
+    import torch
+
     import ddpnas
 
     return {
