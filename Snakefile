@@ -1,5 +1,5 @@
 # DDPNAS replication pipeline. Default config runs on a 2-core CPU:  snakemake --cores 2
-# Paper scale on GPUs:  snakemake --cores 8 --resources gpu=1 --configfile config/paper.yaml
+# Paper scale on GPUs:  snakemake --cores 8 --resources gpu=1 gpu_slots=1 --configfile config/paper.yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

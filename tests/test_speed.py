@@ -206,3 +206,28 @@ def test_report_commands_do_not_import_torch() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO).returncode == 0
+
+
+def test_gpu_share_gives_searches_one_slot_and_retraining_its_whole_gpus(tmp_path: Path) -> None:
+    """gpu_share: 3 -> a weight-sharing search takes 1 gpu_slots unit, a retraining 3 (+ gpu=1)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config["gpu_share"] = 3
+    path = tmp_path / "share.yaml"
+    path.write_text(yaml.safe_dump(config))
+    dry = subprocess.run(
+        ["snakemake", "-n", "--nolock", "--forceall", "--configfile", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert dry.returncode == 0, dry.stderr
+    jobs = dry.stdout.split("rule ")
+    search = next(j for j in jobs if "exp=nb201-ddpnas-ws," in j)
+    tabular = next(j for j in jobs if "exp=nb201-ddpnas-tabular," in j)
+    retrain = next(j for j in jobs if j.startswith("retrain:"))
+    assert "gpu_slots=1" in search and "gpu=" not in search
+    assert "gpu_slots=0" in tabular
+    assert "gpu=1, gpu_slots=3" in retrain

@@ -75,6 +75,11 @@ def uses_gpu(wildcards):
     return int(config["searches"][wildcards.exp]["mode"] == "weight_sharing")
 
 
+def retrain_gpu_slots():
+    """A retraining holds its GPUs whole: every slot that gpu_share searches would share."""
+    return config["retrain"]["gpus"] * config["gpu_share"]
+
+
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
     return config["threads"] if uses_gpu(wildcards) else 1
