@@ -231,3 +231,24 @@ def test_gpu_share_gives_searches_one_slot_and_retraining_its_whole_gpus(tmp_pat
     assert "gpu_slots=1" in search and "gpu=" not in search
     assert "gpu_slots=0" in tabular
     assert "gpu=1, gpu_slots=3" in retrain
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_its_parts_dry_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU check's plumbing (data stand-in, both step variants, the ddpnas search process)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env["PYTHON"], env["OMP_NUM_THREADS"] = sys.executable, "1"
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run", "--parts", "ABCD", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert figures["notes"] == [] and figures["loss_check"]["verdict"] == "PASS"
+    assert set(figures["retrain_step"]) == set(figures["darts_epoch"]) == {"eager", "captured"}
+    assert figures["nb201_search"]["epochs"] == 14
+    assert "EXTRAPOLATED" in done.stdout and "synthetic" in figures["data"]
