@@ -208,13 +208,20 @@ def kernel_ms(check: Check, step: Callable[[], Any], steps: int) -> float | None
     """GPU kernel time per step (torch.profiler), None off CUDA or when nothing was recorded."""
     if check.device.type != "cuda":
         return None
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             step()
         check.sync()
-    total = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())
+    # as the profiler's own "Self CUDA time total": device-side events only (kineto), no
+    # user annotations, so no kernel is counted twice through the op that launched it
+    total = sum(
+        e.self_device_time_total
+        for e in prof.key_averages()
+        if e.device_type == DeviceType.CUDA and not e.is_user_annotation
+    )
     return total / 1e3 / steps if total else None
 
 
