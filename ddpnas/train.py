@@ -460,9 +460,14 @@ def _take(images: ImageSet, size: int | None) -> ImageSet:
 
 
 def _fingerprint(cfg: RetrainConfig, net: nn.Module, n_train: int, n_test: int) -> str:
-    """Identity of a run; the module tree tells apart genotypes whose weights have equal shapes."""
+    """Identity of a run; the module tree tells apart genotypes whose weights have equal shapes.
+
+    ``cuda_graphs`` changes speed, not results, so a run may resume with it flipped (and
+    checkpoints written before the switch existed still match).
+    """
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "cuda_graphs"}
     text = json.dumps(
-        {"config": dataclasses.asdict(cfg), "data": [n_train, n_test], "model": repr(net)},
+        {"config": config, "data": [n_train, n_test], "model": repr(net)},
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()

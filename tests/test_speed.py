@@ -252,3 +252,10 @@ def test_gpu_check_script_runs_its_parts_dry_on_the_cpu(tmp_path: Path) -> None:
     assert set(figures["retrain_step"]) == set(figures["darts_epoch"]) == {"eager", "captured"}
     assert figures["nb201_search"]["epochs"] == 14
     assert "EXTRAPOLATED" in done.stdout and "synthetic" in figures["data"]
+
+
+
+def test_retrain_checkpoint_resumes_with_capture_flipped(golden: dict, tmp_path: Path) -> None:
+    """cuda_graphs is speed only: the checkpoint of an eager run is accepted by a captured one."""
+    retrain_run(tmp_path)
+    assert retrain_run(tmp_path, cuda_graphs=True) == approx_rows(golden["retrain"])
