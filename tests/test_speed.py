@@ -41,7 +41,18 @@ def one_thread() -> Iterator[None]:
 
 
 def approx_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: pytest.approx(v, rel=1e-6, abs=1e-9) for k, v in row.items()} for row in rows]
+    """Golden rows with room for another CPU's rounding: an accuracy may move by one image.
+
+    A protocol change (another augmentation stream, order or step) moves the losses by far more
+    than 1e-4 relative; rounding does not.
+    """
+    return [
+        {
+            k: pytest.approx(v, abs=0.025) if k.endswith("_acc") else pytest.approx(v, rel=1e-4)
+            for k, v in row.items()
+        }
+        for row in rows
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +61,18 @@ def golden() -> dict[str, Any]:
 
 
 def test_supernet_cpu_records_are_unchanged_with_capture_off_and_on(golden: dict) -> None:
-    """Shipped defaults (capture off) reproduce the old numbers; the replay path gives the same."""
-    assert supernet_run() == approx_rows(golden["supernet"])
-    assert supernet_run(cuda_graphs=True) == approx_rows(golden["supernet"])
+    """Shipped defaults (capture off) reproduce the old numbers; the replay path, exactly them."""
+    eager = supernet_run()
+    assert eager == approx_rows(golden["supernet"])
+    assert supernet_run(cuda_graphs=True) == eager
 
 
 def test_retrain_cpu_records_are_unchanged_with_capture_off_and_on(
     golden: dict, tmp_path: Path
 ) -> None:
-    assert retrain_run(tmp_path / "off") == approx_rows(golden["retrain"])
-    assert retrain_run(tmp_path / "on", cuda_graphs=True) == approx_rows(golden["retrain"])
+    eager = retrain_run(tmp_path / "off")
+    assert eager == approx_rows(golden["retrain"])
+    assert retrain_run(tmp_path / "on", cuda_graphs=True) == eager
 
 
 def tiny_problem() -> tuple[nn.Module, torch.optim.Optimizer, list[tuple[torch.Tensor, ...]]]:
@@ -254,8 +267,7 @@ def test_gpu_check_script_runs_its_parts_dry_on_the_cpu(tmp_path: Path) -> None:
     assert "EXTRAPOLATED" in done.stdout and "synthetic" in figures["data"]
 
 
-
-def test_retrain_checkpoint_resumes_with_capture_flipped(golden: dict, tmp_path: Path) -> None:
+def test_retrain_checkpoint_resumes_with_capture_flipped(tmp_path: Path) -> None:
     """cuda_graphs is speed only: the checkpoint of an eager run is accepted by a captured one."""
-    retrain_run(tmp_path)
-    assert retrain_run(tmp_path, cuda_graphs=True) == approx_rows(golden["retrain"])
+    eager = retrain_run(tmp_path)
+    assert retrain_run(tmp_path, cuda_graphs=True) == eager
