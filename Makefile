@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
+# GPUs x gpu_share of the paper config: how many weight-sharing searches run at once
+GPU_SLOTS ?= 1
 
 .PHONY: run test lint paper report clean
 
@@ -26,7 +28,8 @@ lint: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint
 
 paper: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 --configfile config/paper.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 gpu_slots=$(GPU_SLOTS) \
+	  --configfile config/paper.yaml
 
 clean:
 	rm -rf results/search results/tables results/figures results/logs results/benchmarks \

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,6 +44,7 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 CROP_PADDING = 4
 _CACHE_VERSION = 1
 _DECODE_CHUNK = 4096
+AUGMENT_STREAM = 0xA06  # separates the GPU augmentation stream from the order drawn on the CPU
 
 HOW_TO_GET = f"""How to provide CIFAR-10 (any one of these), then point the config's data root or
 ${ENV_DATA} at it:
@@ -354,24 +356,39 @@ def _random_crop_flip(
     """Standard CIFAR augmentation for a whole batch at once: zero-pad, random crop, random flip.
 
     One gather does both: each sample's row and column index vectors encode its crop offset and
-    (reversed columns) its flip. Random draws come from ``generator`` on the CPU, so results do
-    not depend on the device.
+    (reversed columns) its flip. Random draws come from ``generator`` on its own device: a CPU
+    generator gives the same crops on every device, one on the batch's GPU (see
+    :func:`device_generator`) keeps the whole augmentation there, with no per-step copy.
     """
     b, c, h, w = batch.shape
-    device = batch.device
-    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator)
-    flips = torch.randint(0, 2, (b,), generator=generator).bool()
-    rows = offsets[0, :, None] + torch.arange(h)
+    device, drawn = batch.device, generator.device
+    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator, device=drawn)
+    flips = torch.randint(0, 2, (b,), generator=generator, device=drawn).bool()
+    rows = offsets[0, :, None] + torch.arange(h, device=drawn)
     cols = offsets[1, :, None] + torch.where(
-        flips[:, None], torch.arange(w - 1, -1, -1), torch.arange(w)
+        flips[:, None], torch.arange(w - 1, -1, -1, device=drawn), torch.arange(w, device=drawn)
     )
     padded = F.pad(batch, (padding, padding, padding, padding))
     return padded[
         torch.arange(b, device=device)[:, None, None, None],
         torch.arange(c, device=device)[None, :, None, None],
-        rows.to(device)[:, None, :, None],
-        cols.to(device)[:, None, None, :],
+        rows.to(device, non_blocking=True)[:, None, :, None],
+        cols.to(device, non_blocking=True)[:, None, None, :],
     ]
+
+
+def device_generator(generator: torch.Generator, device: torch.device | str) -> torch.Generator:
+    """The generator that augments batches on ``device``: ``generator`` itself off CUDA.
+
+    On CUDA a generator on the GPU, seeded from ``generator``'s seed (an epoch's seed is a pure
+    function of run seed and epoch), so per-sample crops, flips and cutout are drawn on the device
+    and stay seeded and resumable; CPU runs keep drawing from ``generator`` and are unchanged.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return generator
+    seed = np.random.SeedSequence([generator.initial_seed(), AUGMENT_STREAM]).generate_state(1)
+    return torch.Generator(device).manual_seed(int(seed[0]))
 
 
 def iterate_batches(
@@ -385,13 +402,15 @@ def iterate_batches(
     device: torch.device | str,
     drop_last: bool = False,
     channels_last: bool = False,
+    augment_generator: torch.Generator | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Normalised float batches (and labels) on ``device`` from uint8 images held in memory.
 
     Order and augmentation come only from ``generator`` (a CPU generator): the permutation is drawn
     first, then each batch's crops and flips, so saving its state at an epoch start makes the
-    epoch replayable. ``images`` may live on ``device`` already (then nothing is copied per batch
-    but the indices).
+    epoch replayable. ``augment_generator`` (default ``generator``) draws the crops and flips
+    instead, e.g. one on the GPU from :func:`device_generator`. ``images`` may live on ``device``
+    already (then the order is copied there once per epoch and nothing per batch).
     """
     if batch_size <= 0:
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
@@ -402,15 +421,17 @@ def iterate_batches(
         )
     count = len(labels)
     order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+    order = order.to(images.device)
+    augment_generator = generator if augment_generator is None else augment_generator
     stop = count - count % batch_size if drop_last else count
     std = torch.tensor(CIFAR10_STD, device=device).view(1, -1, 1, 1)
     scale = 1.0 / (255.0 * std)
     shift = -torch.tensor(CIFAR10_MEAN, device=device).view(1, -1, 1, 1) / std
     for start in range(0, stop, batch_size):
         index = order[start : start + batch_size]
-        batch = images[index.to(images.device)].to(device, non_blocking=True)
+        batch = images[index].to(device, non_blocking=True)
         if augment:
-            batch = _random_crop_flip(batch, generator)
+            batch = _random_crop_flip(batch, augment_generator)
         batch = torch.addcmul(shift, batch.float(), scale)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)

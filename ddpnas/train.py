@@ -39,7 +39,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ddpnas.data import ImageSet, iterate_batches, subset
+from ddpnas.capture import CapturedStep
+from ddpnas.data import ImageSet, device_generator, iterate_batches, subset
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.search import epoch_generator
 from ddpnas.spaces.costs import count_flops, count_macs
@@ -82,6 +83,8 @@ class RetrainConfig:
     opt-in speed switch (the protocol is fp32; None: on for CUDA); ``channels_last`` defaults
     (None) to on for CUDA, off elsewhere; ``amp_dtype`` float16 also turns on loss scaling.
     ``grad_clip`` 0 disables clipping.
+    ``cuda_graphs`` captures the training step once per epoch and replays it
+    (:mod:`ddpnas.capture`; one process only, not with float16 loss scaling).
     """
 
     epochs: int = 600
@@ -106,6 +109,7 @@ class RetrainConfig:
     nesterov: bool = False
     lr_schedule: str = "cosine"
     lr_gamma: float = 0.97
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         """Reject impossible values up front rather than hours into a run."""
@@ -127,6 +131,11 @@ class RetrainConfig:
             raise ConfigError(f"retrain lr_schedule must be one of {list(LR_SCHEDULES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 < self.lr_gamma <= 1:
             raise ConfigError("retrain label_smoothing must be in [0, 1) and lr_gamma in (0, 1]")
+        if self.cuda_graphs and self.amp is not False and self.amp_dtype == "float16":
+            raise ConfigError(
+                "retrain cuda_graphs cannot capture float16 loss scaling (it reads the device "
+                "every step); use amp_dtype bfloat16 or turn cuda_graphs off"
+            )
 
 
 class BatchSource(Protocol):
@@ -200,13 +209,14 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     """Zero one ``size`` x ``size`` square per image, clipped at the borders; in place.
 
     As in DARTS the square's centre is uniform over the image (so squares near a border are cut
-    short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on the
-    CPU, so the result does not depend on the device; their copy does not stall the GPU queue.
+    short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on its
+    own device: a CPU generator gives the same squares on every device, a GPU one
+    (:func:`ddpnas.data.device_generator`) keeps the draws on the batch's device.
     """
     b, _, h, w = batch.shape
-    device = batch.device
-    top = torch.randint(0, h, (b, 1), generator=generator) - size // 2
-    left = torch.randint(0, w, (b, 1), generator=generator) - size // 2
+    device, drawn = batch.device, generator.device
+    top = torch.randint(0, h, (b, 1), generator=generator, device=drawn) - size // 2
+    left = torch.randint(0, w, (b, 1), generator=generator, device=drawn) - size // 2
     top, left = top.to(device, non_blocking=True), left.to(device, non_blocking=True)
     rows = torch.arange(h, device=device)
     cols = torch.arange(w, device=device)
@@ -320,6 +330,8 @@ class _Retrainer:
         )
         if cfg.batch_size % world:
             raise ConfigError(f"batch_size {cfg.batch_size} does not split over {world} ranks")
+        if cfg.cuda_graphs and world > 1:
+            raise ConfigError("retrain cuda_graphs runs in one process; set gpus: 1 or turn it off")
         self.device, self.rank, self.world = device, rank, world
         if isinstance(train_set, ImageSet):
             if test_set is None:
@@ -398,8 +410,31 @@ class _Retrainer:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(
-            self.device.type, dtype=AMP_DTYPES[self.cfg.amp_dtype], enabled=bool(self.cfg.amp)
+            self.device.type,
+            dtype=AMP_DTYPES[self.cfg.amp_dtype],
+            enabled=bool(self.cfg.amp),
+            cache_enabled=not self.cfg.cuda_graphs,  # a graph must not keep a step's casts
         )
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One SGD step on a batch; (main-head loss, logits), detached."""
+        cfg = self.cfg
+        with self._autocast():
+            logits, aux = _outputs(self.model(x))
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            objective = loss
+            if aux is not None:
+                objective = loss + cfg.auxiliary_weight * F.cross_entropy(
+                    aux, y, label_smoothing=cfg.label_smoothing
+                )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
 
     def _train(self, epoch: int) -> tuple[float, float]:
         """One pass over this rank's shard; (mean cross-entropy of the main head, top-1)."""
@@ -410,7 +445,7 @@ class _Retrainer:
             self.rank
         ].tolist()
         torch.manual_seed(rng_seed)  # drop path and any dropout replay exactly after a resume
-        augment = torch.Generator().manual_seed(aug_seed)
+        augment = device_generator(torch.Generator().manual_seed(aug_seed), self.device)
         local_batch = cfg.batch_size // self.world
         shard = order[self.rank :: self.world][: self.n_train // self.world]
         if len(shard) % local_batch == 1:  # batch norm cannot train on a single image
@@ -418,30 +453,17 @@ class _Retrainer:
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        smoothing = cfg.label_smoothing
+        # lr and drop-path probability are fixed for the epoch: capture its step once
+        step = CapturedStep(self._step, self.device) if cfg.cuda_graphs else self._step
         for x, y in self.source.train_batches(self.train_index[shard], local_batch, augment):
             if cfg.cutout:
                 cutout(x, cfg.cutout, augment)
-            with self._autocast():
-                logits, aux = _outputs(self.model(x))
-                loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-                objective = loss
-                if aux is not None:
-                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(
-                        aux, y, label_smoothing=smoothing
-                    )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(objective).backward()
-            if cfg.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            loss_sum += loss.detach().double() * len(y)
+            loss, logits = step(x, y)
+            loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
         return self._mean_over_ranks(loss_sum, correct, len(shard))[:2]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _evaluate(self) -> tuple[float, float, float]:
         """(mean cross-entropy, top-1, top-5) on the whole test set, each rank scoring its share."""
         if self.world > 1:  # every rank scores with rank 0's BN statistics, the checkpointed ones
@@ -563,9 +585,14 @@ def _param_groups(net: nn.Module, cfg: RetrainConfig) -> list[dict[str, Any]]:
 
 
 def _fingerprint(cfg: RetrainConfig, net: nn.Module, n_train: int, n_test: int) -> str:
-    """Identity of a run; the module tree tells apart genotypes whose weights have equal shapes."""
+    """Identity of a run; the module tree tells apart genotypes whose weights have equal shapes.
+
+    ``cuda_graphs`` changes speed, not results, so a run may resume with it flipped (and
+    checkpoints written before the switch existed still match).
+    """
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "cuda_graphs"}
     text = json.dumps(
-        {"config": dataclasses.asdict(cfg), "data": [n_train, n_test], "model": repr(net)},
+        {"config": config, "data": [n_train, n_test], "model": repr(net)},
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()

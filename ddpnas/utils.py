@@ -1,4 +1,8 @@
-"""Small shared helpers: atomic writes, seeding and a description of the machine."""
+"""Small shared helpers: atomic writes, seeding and a description of the machine.
+
+torch is imported inside the helpers that need it: report commands use only the atomic writes,
+and importing torch costs them about a second on a small machine.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from ddpnas.errors import DDPNASError
 
@@ -66,6 +72,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     Serialised in memory first, so a full disk surfaces as an OSError of the file write (reported
     as such) rather than as torch's opaque zip-writer error.
     """
+    import torch
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
@@ -168,6 +176,8 @@ def runtime_fingerprint(device: torch.device) -> dict[str, Any]:
 
 def seed_everything(seed: int) -> None:
     """One seed for Python, NumPy and torch (CPU and CUDA)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -175,6 +185,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -189,6 +201,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def device_name(device: torch.device) -> str:
     """Human name of the hardware a number was measured on."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
@@ -202,6 +216,7 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device) -> dict[str, str]:
     """Versions and hardware recorded beside every result."""
+
     import ddpnas
 
     return {

@@ -106,6 +106,11 @@ def uses_gpu(wildcards):
     return int(trains(wildcards) and config["device"] != "cpu")
 
 
+def retrain_gpu_slots():
+    """A retraining holds its GPUs whole: every slot that gpu_share searches would share."""
+    return config["retrain"]["gpus"] * config["gpu_share"]
+
+
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
     return config["threads"] if trains(wildcards) else 1

@@ -41,6 +41,7 @@ rule retrain:
     threads: config["threads"]
     resources:
         **retrain_resources(),
+        gpu_slots=retrain_gpu_slots(),
     shell:
         "{params.launcher} retrain --genotype {input} --retrain {params.retrain:q}"
         " --data {params.data:q} --seed {wildcards.seed} --out-dir {params.out_dir}"

@@ -22,7 +22,7 @@ rule search:
         device=config["device"],
     threads: search_threads
     resources:
-        gpu=uses_gpu,
+        gpu_slots=uses_gpu,  # 1/gpu_share of a GPU; see gpu_share in the schema
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
         " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
