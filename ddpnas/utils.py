@@ -126,6 +126,8 @@ def load_checkpoint(
     name what differs when only the runtime (threads, CPU capability, device, torch) changed:
     those change weight-sharing results, so resuming under them would mix two different runs.
     """
+    import torch
+
     from ddpnas.errors import DDPNASError
 
     try:
@@ -166,6 +168,8 @@ def runtime_fingerprint(device: torch.device) -> dict[str, Any]:
     Same config, seed and these give a bit-identical record on CPU; a different thread count or
     CPU capability (e.g. AVX2 vs AVX512) changes floating-point reduction order, hence results.
     """
+    import torch
+
     return {
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -216,7 +220,6 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device) -> dict[str, str]:
     """Versions and hardware recorded beside every result."""
-
     import ddpnas
 
     return {

@@ -201,7 +201,7 @@ def test_gpu_augmentation_is_seeded_and_stays_on_the_device() -> None:
 
 def test_capture_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="float16"):
-        RetrainConfig(cuda_graphs=True, amp_dtype="float16")
+        RetrainConfig(cuda_graphs=True, amp=True, amp_dtype="float16")
     RetrainConfig(cuda_graphs=True, amp=False, amp_dtype="float16")  # no loss scaling: fine
     spec = {"space": "nb201", "strategy": "ddpnas", "mode": "weight_sharing", "seeds": [0]}
     assert "cuda_graphs" not in validate_search(spec)["train"]  # absent: old records unchanged
@@ -227,10 +227,12 @@ def test_gpu_share_gives_searches_one_slot_and_retraining_its_whole_gpus(tmp_pat
 
     config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
     config["gpu_share"] = 3
+    config["device"] = "auto"  # device: cpu asks for no GPU at all
     path = tmp_path / "share.yaml"
     path.write_text(yaml.safe_dump(config))
     dry = subprocess.run(
-        ["snakemake", "-n", "--nolock", "--forceall", "--configfile", str(path)],
+        ["snakemake", "-n", "--nolock", "--forceall", "--configfile", str(path),
+         "--resources", "gpu=1", "gpu_slots=3"],  # as the README says: both, GPUs x gpu_share
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -239,10 +241,10 @@ def test_gpu_share_gives_searches_one_slot_and_retraining_its_whole_gpus(tmp_pat
     assert dry.returncode == 0, dry.stderr
     jobs = dry.stdout.split("rule ")
     search = next(j for j in jobs if "exp=nb201-ddpnas-ws," in j)
-    tabular = next(j for j in jobs if "exp=nb201-ddpnas-tabular," in j)
+    tabular = next(j for j in jobs if j.startswith("search_tabular_nb201_ddpnas_tabular:"))
     retrain = next(j for j in jobs if j.startswith("retrain:"))
-    assert "gpu_slots=1" in search and "gpu=" not in search
-    assert "gpu_slots=0" in tabular
+    assert "gpu=0, gpu_slots=1" in search  # no whole GPU: SLURM could not share it
+    assert "gpu" not in tabular.split("resources:")[-1].split("\n")[0]
     assert "gpu=1, gpu_slots=3" in retrain
 
 

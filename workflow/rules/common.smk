@@ -106,6 +106,12 @@ def uses_gpu(wildcards):
     return int(trains(wildcards) and config["device"] != "cpu")
 
 
+def search_gpus(wildcards):
+    """Whole GPUs of a search (what SLURM's --gpus gets): one, unless gpu_share > 1 packs several
+    searches per GPU locally, when only gpu_slots counts them (a SLURM job cannot share a GPU)."""
+    return uses_gpu(wildcards) if config["gpu_share"] == 1 else 0
+
+
 def retrain_gpu_slots():
     """A retraining holds its GPUs whole: every slot that gpu_share searches would share."""
     return config["retrain"]["gpus"] * config["gpu_share"]

@@ -22,6 +22,7 @@ rule search:
         device=config["device"],
     threads: search_threads
     resources:
+        gpu=search_gpus,
         gpu_slots=uses_gpu,  # 1/gpu_share of a GPU; see gpu_share in the schema
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
