@@ -73,14 +73,19 @@ def test_ci_configfile_replaces_the_default_config_and_schedules_only_its_jobs(
     assert "Using workflow specific profile workflow/profiles/default" in out
     assert "is extended" not in out and "is replaced" in out
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
-    seeds = sum(len(spec["seeds"]) for spec in config["searches"].values())
-    theta = sum(s["strategy"] in ("ddpnas", "darts", "enas") for s in config["searches"].values())
+    specs = config["searches"].values()
+    per_seed = sum(len(s["seeds"]) for s in specs if s["mode"] == "weight_sharing")
+    tabular = sum(s["mode"] == "tabular" for s in specs)  # all seeds of one in one job
+    theta = sum(s["strategy"] in ("ddpnas", "darts", "enas", "reinforce") for s in specs)
     retrained = sum(len(config["searches"][e]["seeds"]) for e in config["retrain"]["searches"])
-    assert int(counts["search"]) == seeds
+    assert int(counts["search"]) == per_seed
+    assert sum(int(n) for job, n in counts.items() if job.startswith("search_tabular_")) == tabular
     assert int(counts["theta_figure"]) == theta
     assert int(counts["retrain"]) == int(counts["genotype"]) == retrained
-    # searches + genotypes + retrains + figures + the two tables + all
-    assert int(counts["total"]) == seeds + 2 * retrained + theta + 3
+    # searches + genotypes + retrains + figures + the two tables + bound + generations + all
+    generations = len(config.get("generate", {}))
+    expected = per_seed + tabular + 2 * retrained + theta + 2 + 1 + generations + 1
+    assert int(counts["total"]) == expected
 
 
 @pytest.mark.slow
