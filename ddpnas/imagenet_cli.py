@@ -185,9 +185,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
 
 def _cmd_table(args: argparse.Namespace) -> None:
     from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
-    from ddpnas.report.tables import load_runs, write_table
+    from ddpnas.report.tables import RETRAIN_KEYS, load_runs, write_table
 
-    searches, retrains = load_runs(args.searches), load_runs(args.retrains)
+    searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
     if len(searches) != len(retrains):
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
     pairs = list(zip(searches, retrains, strict=True))

@@ -92,7 +92,7 @@ def test_ci_configfile_replaces_the_default_config_and_schedules_only_its_jobs(
 def test_an_empty_searches_block_is_refused(tmp_path: Path) -> None:
     run = _dry_run(tmp_path, {"searches": {}})
     assert run.returncode != 0
-    assert "minProperties" in run.stdout + run.stderr
+    assert "config.searches: {} should be non-empty" in run.stdout + run.stderr
 
 
 # ---------------------------------------------------------------------- bug 3: ties prune 'none'

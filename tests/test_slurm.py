@@ -123,13 +123,14 @@ def test_ci_config_through_the_slurm_profile_matches_a_local_run(tmp_path: Path)
         rule, _, wildcards = opts["--comment"].removeprefix("rule_").partition("_wildcards_")
         submitted[(rule, wildcards)] = opts
     assert set(submitted) == {
-        ("search", "nb201-ddpnas-tabular_0"),
-        ("search", "nb201-rs-tabular_0"),
+        ("search_tabular_nb201_ddpnas_tabular", ""),
+        ("search_tabular_nb201_rs_tabular", ""),
         ("search", "nb201-ddpnas-ws_0"),
     }
+    tabular_rule = {"runtime": 30, "mem_mb": 4000}  # declared by the per-experiment rules
     for (rule, wildcards), opts in submitted.items():
-        assert opts["-t"] == str(profile[rule]["runtime"])
-        assert opts["--mem"] == str(profile[rule]["mem_mb"])
+        assert opts["-t"] == str(profile.get(rule, tabular_rule)["runtime"])
+        assert opts["--mem"] == str(profile.get(rule, tabular_rule)["mem_mb"])
         trains = wildcards.startswith("nb201-ddpnas-ws")
         assert opts["--cpus-per-task"] == str(config["threads"] if trains else 1)
         assert opts.get("--gpus") == ("1" if trains else None)

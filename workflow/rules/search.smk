@@ -51,6 +51,10 @@ for _exp in tabular_experiments():
             data=json.dumps(config["data"]),
             seeds=",".join(str(s) for s in config["searches"][_exp]["seeds"]),
         threads: 1
+        resources:
+            # declared here, not in a profile: these rules are named per experiment
+            runtime=30,
+            mem_mb=4000,
         shell:
             "ddpnas search --experiment {params.exp} --spec {params.spec:q}"
             " --data {params.data:q} --seeds {params.seeds} --threads {threads}"
