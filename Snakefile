@@ -18,6 +18,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ranking.smk"
+include: "workflow/rules/costs.smk"
 
 
 rule all:
@@ -26,4 +28,6 @@ rule all:
         nb201_tables(),
         cifar10_tables(),
         theta_figures(),
+        ranking_outputs(),
+        cost_tables(),
     default_target: True

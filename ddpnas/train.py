@@ -42,6 +42,7 @@ from ddpnas.utils import (
     atomic_write,
     environment,
     load_checkpoint,
+    run_cost,
     save_checkpoint,
     seed_everything,
     write_json,
@@ -425,6 +426,7 @@ class _Retrainer:
             "world_size": self.world,
             "wall_seconds": self.wall_seconds,
             "environment": environment(self.device),
+            "cost": run_cost(self.device, self.world),
             "config": dataclasses.asdict(self.cfg),
         }
 

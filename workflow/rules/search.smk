@@ -3,7 +3,7 @@
 
 rule search:
     output:
-        "results/search/{exp}/seed{seed}.json",
+        record="results/search/{exp}/seed{seed}.json",
     conda:
         "../envs/ddpnas.yaml"
     log:
@@ -17,10 +17,11 @@ rule search:
         data=json.dumps(config["data"]),
         checkpoint="results/checkpoints/{exp}/seed{seed}.pt",
         device=config["device"],
+        supernet="",
     threads: search_threads
     resources:
         gpu=uses_gpu,
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
-        " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {wildcards.seed} --out {output.record} --checkpoint {params.checkpoint}"
+        " --device {params.device} --threads {threads}{params.supernet} > {log} 2>&1"
