@@ -363,7 +363,10 @@ def ranking_figure(cells: pd.DataFrame, summary: pd.DataFrame, out: str | Path) 
             tau = fmt_interval(
                 row["kendall_test"], row["kendall_test_low"], row["kendall_test_high"]
             )
-            ax.set_title(f"{row['method']}, seed {seed}\nKendall tau {tau}", fontsize=8)
+            ax.set_title(
+                f"{row['method']}, seed {seed}\nKendall tau (all {row['n']} cells) {tau}",
+                fontsize=8,
+            )
             ax.set_xlabel("NAS-Bench-201 C10 test acc, 200 epochs (%)")
         axes.flat[0].set_ylabel("supernet validation acc (%)")
         axes.flat[0].legend(fontsize=7)
