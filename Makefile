@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 run: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/ddpnas report readme --tables results/tables --readme README.md --config config/config.yaml
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
@@ -33,4 +34,4 @@ paper: $(STAMP)
 
 clean:
 	rm -rf results/search results/tables results/figures results/logs results/benchmarks \
-	       results/checkpoints .snakemake
+	       results/checkpoints results/supernets results/ranking .snakemake

@@ -100,9 +100,10 @@ def _cmd_search(args: argparse.Namespace) -> None:
         return
     ensure_writable(args.out, "--out")
     ensure_writable(args.checkpoint, "--checkpoint")
+    ensure_writable(args.supernet_out, "--supernet-out")
     if isinstance(spec, dict) and spec.get("mode") == "weight_sharing":
         ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
-    with exclusive([args.out, args.checkpoint], "--out/--checkpoint"):
+    with exclusive([args.out, args.checkpoint, args.supernet_out], "--out/--checkpoint"):
         record = run_experiment(
             args.experiment,
             spec,
@@ -112,6 +113,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
             data=data,
             device=device or "auto",
             threads=threads,
+            supernet_out=args.supernet_out,
         )
     print(
         f"{args.experiment} seed {args.seed}: {record['arch']} after {record['epochs']} epochs "
@@ -319,6 +321,73 @@ def _cmd_bound(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_ranking(args: argparse.Namespace) -> None:
+    from ddpnas.nasbench import load_bench
+    from ddpnas.report import ranking
+    from ddpnas.report.tables import load_runs
+    from ddpnas.utils import resolve_device
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data = _json_arg(args.data, "--data")
+    runs = load_runs(args.runs)
+    cells, summary, edges = ranking.ranking_report(
+        runs,
+        args.supernets,
+        data,
+        load_bench(args.bench, data=data),
+        cells=args.cells,
+        sample_seed=args.sample_seed,
+        top_k=args.top_k,
+        resamples=args.bootstrap,
+        device=resolve_device(args.device),
+    )
+    ranking.write_ranking(runs, cells, summary, edges, args)
+
+
+def _cmd_costs(args: argparse.Namespace) -> None:
+    from ddpnas.report import costs
+    from ddpnas.report.tables import load_runs, write_table
+
+    jobs = costs.search_jobs(load_runs(args.searches), args.search_benchmarks)
+    if args.retrains:
+        jobs += costs.retrain_jobs(
+            load_runs(args.retrains), load_runs(args.retrain_searches), args.retrain_benchmarks
+        )
+    df = costs.cost_rows(jobs)
+    write_table(
+        df,
+        costs.cost_display(df),
+        args.out,
+        "Cost per method and stage (mean over seeds) beside the published search costs",
+        notes=[
+            "Wall = the job's process wall time from its record; device-hours = wall x devices "
+            "(GPU-hours only when a GPU ran the job). Benchmark = Snakemake's benchmark file of "
+            f"the same job (second source; they must agree within {costs.AGREEMENT:.0%}). "
+            "Simulated = the NAS-Bench-201 training time a tabular search charged (not spent).",
+        ],
+    )
+
+
+def _cmd_estimate(args: argparse.Namespace) -> None:
+    from ddpnas.config import load_config
+    from ddpnas.report.estimate import estimate, estimate_text
+
+    print(estimate_text(estimate(load_config(args.config)), args.config))
+
+
+def _cmd_readme(args: argparse.Namespace) -> None:
+    from ddpnas.report import readme
+    from ddpnas.report.tables import load_runs
+
+    records = args.records or sorted(Path(args.tables).parent.glob("search/*/seed*.json"))
+    block = readme.render(args.tables, load_runs(records), args.config)
+    fresh = readme.update(args.readme, block, check=args.check)
+    print(f"{args.readme}: results section {'up to date' if fresh else 'regenerated'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -340,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
     search.add_argument("--device", choices=["auto", "cpu", "cuda"])
     search.add_argument("--threads", type=int)
+    search.add_argument(
+        "--supernet-out", help="weight sharing: write the final supernet weights here (.pt)"
+    )
     search.set_defaults(func=_cmd_search)
 
     genotype = sub.add_parser("genotype", help="the DARTS genotype of a DARTS-space search record")
@@ -414,20 +486,72 @@ def build_parser() -> argparse.ArgumentParser:
     from ddpnas.generate_cli import add_parser as add_generate
 
     add_generate(sub)
+
+    rank = report.add_parser("ranking", help="supernet ranking of NAS-Bench-201 cells vs the table")
+    rank.add_argument("--runs", nargs="+", required=True, help="weight-sharing search records")
+    rank.add_argument("--supernets", nargs="+", required=True, help="their --supernet-out files")
+    rank.add_argument("--data", help="the config's data block as JSON")
+    rank.add_argument("--bench", help="benchmark file used for the lookups")
+    rank.add_argument("--cells", type=int, default=30, help="stratified sample size")
+    rank.add_argument("--sample-seed", type=int, default=0)
+    rank.add_argument("--top-k", type=int, default=10)
+    rank.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    rank.add_argument("--out", required=True, help="table stem; writes .csv/.md/.tex (+ _edges)")
+    rank.add_argument("--figure", required=True, help="scatter plot (.png, .pdf, .svg)")
+    rank.add_argument("--cells-out", help="CSV of every scored cell")
+    rank.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    rank.add_argument("--threads", type=int)
+    rank.set_defaults(func=_cmd_ranking)
+    costs = report.add_parser("costs", help="device-hours per method and stage vs published")
+    costs.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
+    costs.add_argument(
+        "--search-benchmarks", nargs="+", required=True, help="their Snakemake benchmark TSVs"
+    )
+    costs.add_argument("--retrains", nargs="*", default=[], help="retrain result.json files")
+    costs.add_argument("--retrain-searches", nargs="*", default=[], help="their search records")
+    costs.add_argument("--retrain-benchmarks", nargs="*", default=[], help="their benchmark TSVs")
+    costs.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
+    costs.set_defaults(func=_cmd_costs)
+    est = report.add_parser("estimate", help="estimated GPU-hours of a config, per stage")
+    est.add_argument("--config", required=True, help="YAML config (e.g. config/paper.yaml)")
+    est.set_defaults(func=_cmd_estimate)
+    readme = report.add_parser("readme", help="regenerate the README's results section")
+    readme.add_argument("--tables", default="results/tables", help="folder of *.md tables")
+    readme.add_argument("--readme", default="README.md")
+    readme.add_argument("--config", default="config/config.yaml", help="config the run used")
+    readme.add_argument(
+        "--records", nargs="*", help="search records (default: <tables>/../search/*/seed*.json)"
+    )
+    readme.add_argument(
+        "--check", action="store_true", help="exit non-zero when the README differs; write nothing"
+    )
+    readme.set_defaults(func=_cmd_readme)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; user errors print one clear line and exit 2 without a traceback."""
+    """Run a command; user errors print one clear line and exit 2 without a traceback.
+
+    Run as a program (``argv`` None: the console script, ``python -m``, torchrun), the process
+    ends right after the command: every output is already written atomically, and skipping the
+    interpreter's teardown of torch (0.5-1 s of CPU) keeps a job's wall time what its record says
+    (the cost table checks it against Snakemake's benchmark within 10 %).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         _check_numbers(args)
         args.func(args)
+        code = 0
     except DDPNASError as exc:
         print(f"ddpnas: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        code = 2
+    if argv is None:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

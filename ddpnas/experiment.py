@@ -21,7 +21,9 @@ from ddpnas.strategies import get_strategy
 from ddpnas.utils import (
     environment,
     resolve_device,
+    run_cost,
     runtime_fingerprint,
+    save_checkpoint,
     seed_everything,
     write_json,
 )
@@ -29,32 +31,51 @@ from ddpnas.utils import (
 # The train/valid split and the small-run subsets are fixed across run seeds and methods, so every
 # strategy sees the same images.
 SPLIT_SEED = 0
+# Layout of the file ``--supernet-out`` writes; bump when it changes.
+SUPERNET_VERSION = 1
+SIZE_KEYS = ("train_size", "valid_size")
+
+
+def config_hash(spec: dict[str, Any], seed: int) -> str:
+    """Stable hash of the config and seed of a run (not where its files go)."""
+    blob = json.dumps({"spec": spec, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def fingerprint(spec: dict[str, Any], seed: int, device: torch.device) -> dict[str, Any]:
-    """What determines a run's result (not where its files go): config and seed, as a stable
-    hash, plus the runtime (threads, CPU capability, device, torch) by name so that a refused
-    resume can say what differs."""
-    blob = json.dumps({"spec": spec, "seed": seed}, sort_keys=True)
-    return {"config": hashlib.sha256(blob.encode()).hexdigest()[:16], **runtime_fingerprint(device)}
+    """What determines a run's result: config and seed, as a stable hash, plus the runtime
+    (threads, CPU capability, device, torch) by name so that a refused resume can say what
+    differs."""
+    return {"config": config_hash(spec, seed), **runtime_fingerprint(device)}
 
 
-def _cifar10_split(
-    data: dict[str, Any], train_size: int | None, valid_size: int | None
-) -> tuple[ImageSet, ImageSet]:
-    """The NAS-Bench-201 train/valid halves of CIFAR-10's training set (optionally subsets)."""
-    root = resolve_data_root(data.get("root"))
+def search_split(spec: dict[str, Any], data: dict[str, Any]) -> tuple[ImageSet, ImageSet]:
+    """The train/valid images of a weight-sharing search (the same for every seed and method)."""
     train_all, _ = load_cifar10(
-        root,
+        resolve_data_root(data.get("root")),
         cache_dir=resolve_cache_dir(data.get("cache")),
         download=data.get("download", True),
     )
     train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
+    train_size, valid_size = (spec["train"][k] for k in SIZE_KEYS)
     if train_size is not None:
         train_idx = subset(train_idx, train_size, seed=SPLIT_SEED, labels=train_all.labels)
     if valid_size is not None:
         valid_idx = subset(valid_idx, valid_size, seed=SPLIT_SEED, labels=train_all.labels)
     return train_all.take(train_idx), train_all.take(valid_idx)
+
+
+def save_supernet(path: str | Path, name: str, spec: dict[str, Any], seed: int, model: Any) -> None:
+    """The final shared weights of a search, atomically, tagged with the run they belong to."""
+    save_checkpoint(
+        path,
+        {
+            "version": SUPERNET_VERSION,
+            "fingerprint": config_hash(spec, seed),
+            "experiment": name,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        },
+    )
 
 
 def default_label(spec: dict[str, Any]) -> str:
@@ -77,11 +98,14 @@ def run_experiment(
     progress: bool | None = None,
     datasets: tuple[ImageSet, ImageSet] | None = None,
     record_extra: dict[str, Any] | None = None,
+    supernet_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run one seed of a validated search spec; write the JSON record atomically to ``out``.
 
     Weight-sharing searches train on CIFAR-10's NAS-Bench-201 split unless ``datasets`` gives
     the (train, valid) images (e.g. ImageNet's search split); ``record_extra`` adds record keys.
+    ``supernet_out`` (weight sharing only) receives the final supernet weights, so the shared
+    weights can be validated after the search (``ddpnas report ranking``).
     """
     record = search_record(
         name,
@@ -94,6 +118,7 @@ def run_experiment(
         progress=progress,
         datasets=datasets,
         record_extra=record_extra,
+        supernet_out=supernet_out,
     )
     write_json(out, record)
     return record
@@ -161,6 +186,7 @@ def search_record(
     bench: NB201Bench | None = None,
     datasets: tuple[ImageSet, ImageSet] | None = None,
     record_extra: dict[str, Any] | None = None,
+    supernet_out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run one seed of a search spec and return its record (``bench``: reuse a loaded table)."""
     spec = validate_search(spec, name)
@@ -176,6 +202,8 @@ def search_record(
             f"searches.{name}: DARTS's mixed ops do not fit the mobile space (its 'zero' layers "
             "are skipped, not computed); use ddpnas, enas or rsps there"
         )
+    if supernet_out is not None and spec["mode"] != "weight_sharing":
+        raise ConfigError(f"searches.{name} runs in {spec['mode']} mode: it has no supernet")
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device) if spec["mode"] == "weight_sharing" else torch.device("cpu")
@@ -188,12 +216,8 @@ def search_record(
             bench, space, seed=seed, **spec["tabular"]
         )
     else:
-        train_cfg = dict(spec["train"])
-        train_size, valid_size = train_cfg.pop("train_size"), train_cfg.pop("valid_size")
-        if datasets is None:
-            train_set, valid_set = _cifar10_split(data, train_size, valid_size)
-        else:
-            train_set, valid_set = datasets
+        train_cfg = {k: v for k, v in spec["train"].items() if k not in SIZE_KEYS}
+        train_set, valid_set = datasets or search_split(spec, data)
         model = space.supernet(**spec["supernet"], num_classes=len(train_set.classes))
         evaluator = SupernetEvaluator(
             model, train_set, valid_set, epochs=strategy.planned_epochs(), device=dev, **train_cfg
@@ -221,9 +245,13 @@ def search_record(
         "simulated_seconds": outcome.simulated_seconds,
         "resumed_from_epoch": outcome.resumed_from,
         "environment": environment(dev),
+        "cost": run_cost(dev),
         "ops": list(space.ops),
         "edges": list(space.edges),
         "history": outcome.history,
         **(record_extra or {}),
     }
+    if supernet_out is not None:
+        assert isinstance(evaluator, SupernetEvaluator)
+        save_supernet(supernet_out, name, spec, seed, evaluator.model)
     return record

@@ -48,6 +48,7 @@ from ddpnas.utils import (
     atomic_write,
     environment,
     load_checkpoint,
+    run_cost,
     runtime_fingerprint,
     save_checkpoint,
     seed_everything,
@@ -540,6 +541,7 @@ class _Retrainer:
             "sync_bn": any(isinstance(m, nn.SyncBatchNorm) for m in self.net.modules()),
             "wall_seconds": self.wall_seconds,
             "environment": environment(self.device),
+            "cost": run_cost(self.device, self.world),
             "config": dataclasses.asdict(self.cfg),
         }
 

@@ -14,6 +14,9 @@ import json
 import os
 import platform
 import random
+import resource
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -229,4 +232,35 @@ def environment(device: torch.device) -> dict[str, str]:
         **runtime_fingerprint(device),
         "hardware": device_name(device),
         "platform": platform.platform(),
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: the CUDA allocator's peak on a GPU, else the max RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def process_seconds() -> float:
+    """Wall time since this process started: imports and data loading included, as a job's."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def run_cost(device: torch.device, devices: int | None = None) -> dict[str, Any]:
+    """What a run held, for cost tables: devices (torchrun world size), GPU model, peak memory.
+
+    ``process_seconds`` is this process's whole wall time (what Snakemake's ``benchmark:`` also
+    measures); a resumed run counts only its last process, as its benchmark file does.
+    """
+    world = devices if devices is not None else int(os.environ.get("WORLD_SIZE", "1"))
+    return {
+        "device": device.type,
+        "devices": world,
+        "gpu_model": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "process_seconds": round(process_seconds(), 3),
     }

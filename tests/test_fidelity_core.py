@@ -82,9 +82,11 @@ def test_ci_configfile_replaces_the_default_config_and_schedules_only_its_jobs(
     assert sum(int(n) for job, n in counts.items() if job.startswith("search_tabular_")) == tabular
     assert int(counts["theta_figure"]) == theta
     assert int(counts["retrain"]) == int(counts["genotype"]) == retrained
-    # searches + genotypes + retrains + figures + the two tables + bound + generations + all
+    # searches + genotypes + retrains + figures + the two tables + bound + generations + ranking
+    # + costs + all
     generations = len(config.get("generate", {}))
-    expected = per_seed + tabular + 2 * retrained + theta + 2 + 1 + generations + 1
+    ranking = int(bool(config["report"]["ranking"]["experiments"]))
+    expected = per_seed + tabular + 2 * retrained + theta + 2 + 1 + generations + ranking + 1 + 1
     assert int(counts["total"]) == expected
 
 

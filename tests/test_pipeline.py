@@ -225,6 +225,34 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
         c10_table["method"]
     )
 
+    # The evidence stages: supernet ranking, costs, and one HTML report with every item captioned.
+    ranking = pd.read_csv(results / "tables" / "nb201_ranking.csv")
+    assert set(ranking["experiment"]) == {"nb201-ddpnas-ws", "nb201-rsps-ws"}
+    assert (results / "supernets" / "nb201-rsps-ws" / "seed0.pt").exists()
+    costs = pd.read_csv(results / "tables" / "costs.csv")
+    ours = costs[costs["source"].str.startswith("ours")]
+    assert set(ours["stage"]) == {"search", "retrain"} and (ours["unit"] == "CPU-hours").all()
+    report = tmp_path / "report.html"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--report",
+            str(report),
+        ],
+        env=_env(cache_dir),
+        check=True,
+        capture_output=True,
+    )
+    assert report.stat().st_size > 0
+
 
 def test_cli_exports_the_compact_table_from_the_official_files(tmp_path: Path) -> None:
     from conftest import NATS_FIXTURE

@@ -1,6 +1,7 @@
 # Helpers that turn the validated config into rule inputs and CLI arguments.
 import json
 import re
+from types import SimpleNamespace
 
 
 def search_records(space=None):
@@ -120,3 +121,52 @@ def retrain_gpu_slots():
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
     return config["threads"] if trains(wildcards) else 1
+
+
+
+# Evidence stages (ranking.smk, costs.smk).
+def ranking_runs(kind):
+    """Search records (kind "search") or supernets ("supernets") of the ranking check."""
+    ext = "json" if kind == "search" else "pt"
+    paths = []
+    for name in config["report"]["ranking"]["experiments"]:
+        spec = config["searches"].get(name)
+        if spec is None or spec["space"] != "nb201" or spec["mode"] != "weight_sharing":
+            raise ValueError(
+                f"report.ranking.experiments names {name!r}, which is not a weight-sharing "
+                "NAS-Bench-201 search experiment"
+            )
+        seed = figure_seed(SimpleNamespace(exp=name))
+        paths.append(f"results/{kind}/{name}/seed{seed}.{ext}")
+    return paths
+
+
+def ranking_outputs():
+    if not config["report"]["ranking"]["experiments"]:
+        return []
+    return [
+        *expand("results/tables/nb201_ranking{part}.{ext}", part=["", "_edges"], ext=["csv", "md", "tex"]),
+        "results/figures/nb201_ranking.png",
+    ]
+
+
+def cost_inputs():
+    # Per-seed (weight-sharing) searches: each is one job with its own benchmark file. A tabular
+    # experiment runs all its seeds in one job, so no per-record benchmark exists to check against.
+    tabular = set(tabular_experiments())
+    searches = [p for p in search_records() if p.split("/")[2] not in tabular]
+    pairs = list(retrain_pairs())
+    return {
+        "searches": searches,
+        "search_benchmarks": [
+            p.replace("results/search/", "results/benchmarks/search/").replace(".json", ".tsv")
+            for p in searches
+        ],
+        "retrains": [f"results/retrain/{e}/seed{s}/result.json" for e, s in pairs],
+        "retrain_searches": [f"results/search/{e}/seed{s}.json" for e, s in pairs],
+        "retrain_benchmarks": [f"results/benchmarks/retrain/{e}/seed{s}.tsv" for e, s in pairs],
+    }
+
+
+def cost_tables():
+    return expand("results/tables/costs.{ext}", ext=["csv", "md", "tex"])

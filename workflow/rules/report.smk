@@ -6,7 +6,12 @@ rule nb201_table:
         search_records("nb201"),
     output:
         csv="results/tables/nb201.csv",
-        md=report("results/tables/nb201.md", category="Tables", labels={"table": "NAS-Bench-201"}),
+        md=report(
+            "results/tables/nb201.md",
+            caption="../report/nb201.rst",
+            category="Tables",
+            labels={"table": "NAS-Bench-201"},
+        ),
         tex="results/tables/nb201.tex",
     conda:
         "../envs/ddpnas.yaml"
@@ -26,7 +31,12 @@ rule cifar10_table:
         **cifar10_inputs(),
     output:
         csv="results/tables/cifar10.csv",
-        md=report("results/tables/cifar10.md", category="Tables", labels={"table": "CIFAR-10"}),
+        md=report(
+            "results/tables/cifar10.md",
+            caption="../report/cifar10.rst",
+            category="Tables",
+            labels={"table": "CIFAR-10"},
+        ),
         tex="results/tables/cifar10.tex",
     conda:
         "../envs/ddpnas.yaml"
@@ -45,6 +55,7 @@ rule theta_figure:
     output:
         report(
             "results/figures/theta_{exp}.png",
+            caption="../report/theta.rst",
             category="Figures",
             labels={"figure": "theta", "experiment": "{exp}"},
         ),

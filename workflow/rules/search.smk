@@ -5,7 +5,9 @@
 
 rule search:
     output:
-        "results/search/{exp}/seed{seed}.json",
+        record="results/search/{exp}/seed{seed}.json",
+        # the trained supernet, for the ranking check (ranking.smk)
+        supernet="results/supernets/{exp}/seed{seed}.pt",
     conda:
         "../envs/ddpnas.yaml"
     log:
@@ -26,8 +28,9 @@ rule search:
         gpu_slots=uses_gpu,  # 1/gpu_share of a GPU; see gpu_share in the schema
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
-        " --seed {wildcards.seed} --out {output} --checkpoint {params.checkpoint}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {wildcards.seed} --out {output.record} --checkpoint {params.checkpoint}"
+        " --device {params.device} --threads {threads}"
+        " --supernet-out {output.supernet} > {log} 2>&1"
 
 
 # One rule per tabular experiment (its outputs are that experiment's seeds), named
