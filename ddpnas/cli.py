@@ -383,7 +383,8 @@ def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import load_runs
 
     records = args.records or sorted(Path(args.tables).parent.glob("search/*/seed*.json"))
-    block = readme.render(args.tables, load_runs(records), args.config)
+    runs = load_runs(records, ("experiment", "seed", "environment"))
+    block = readme.render(args.tables, runs, args.config)
     fresh = readme.update(args.readme, block, check=args.check)
     print(f"{args.readme}: results section {'up to date' if fresh else 'regenerated'}")
 

@@ -46,8 +46,9 @@ def _search_images(spec: dict[str, Any], n_valid: int) -> tuple[int, int]:
         epochs = strategy.planned_epochs()
         return epochs, epochs * n_valid
     epochs = args["epochs"]
-    per_epoch = args["controller_samples"] * args["eval_images"] if name == "enas" else 0
-    return epochs, epochs * per_epoch + args["final_samples"] * n_valid
+    per_reward = args.get("eval_images") or n_valid  # ENAS: one batch; RSPS: null = whole split
+    per_epoch = args["controller_steps"] * args["aggregate"] * per_reward if name == "enas" else 0
+    return epochs, epochs * per_epoch + args["final_samples"] * per_reward
 
 
 def search_row(name: str, spec: dict[str, Any]) -> dict[str, Any]:
