@@ -12,20 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddpnas.errors import DDPNASError
+from ddpnas.utils import json_object as _json_arg
 
 if TYPE_CHECKING:
     from ddpnas.spaces.darts import Genotype
-
-
-def _json_arg(text: str | None, flag: str) -> dict:
-    """Parse a JSON object given on the command line."""
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise DDPNASError(f"{flag} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise DDPNASError(f"{flag} must be a JSON object")
-    return value
 
 
 DEFAULT_CONFIG = "config/config.yaml"

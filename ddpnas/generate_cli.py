@@ -26,7 +26,7 @@ import numpy as np
 from ddpnas.errors import DDPNASError
 from ddpnas.generate import CostTable, Generated, check_problem, generate, sweep
 from ddpnas.spaces import SearchSpace, get_space
-from ddpnas.utils import write_json
+from ddpnas.utils import json_object, write_json
 
 #: Display scale and unit of the known resources (others are shown raw).
 UNITS = {"macs": (1e6, "M MACs"), "params": (1e6, "M params"), "latency_ms": (1.0, "ms")}
@@ -127,7 +127,7 @@ def _space_costs(
             costs[RESOURCE] = measured_table(
                 space,
                 resolve_device(args.device),
-                cache_dir=resolve_cache_dir(_json_object(args.data).get("cache")),
+                cache_dir=resolve_cache_dir(json_object(args.data, "--data").get("cache")),
                 network_kwargs=network,
             )
         else:
@@ -148,7 +148,7 @@ def _measured(space: SearchSpace | None, gen: Generated | None, network: dict) -
 
 def run(args: argparse.Namespace) -> None:
     """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
-    network = _json_object(args.network)
+    network = json_object(args.network, "--network")
     if args.min_alive < 1:
         raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
     if args.latency and args.costs:
@@ -236,7 +236,7 @@ def _run_sweep(
     if space is not None and space.name == "nb201" and not args.costs:
         from ddpnas.nasbench import load_bench
 
-        bench = load_bench(args.bench, data=_json_object(args.data))
+        bench = load_bench(args.bench, data=json_object(args.data, "--data"))
         cells = all_cell_costs(space, bench, costs)
     df = sweep_rows(space, resource, results, measured, cells)
     name = space.name if space else "custom"
@@ -270,16 +270,6 @@ def _run_sweep(
     print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
     if "gap" in df:
         print(f"gap to the true front: mean {df['gap'].mean():.2f}, max {df['gap'].max():.2f}")
-
-
-def _json_object(text: str | None) -> dict:
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise DDPNASError(f"not valid JSON ({exc}): {text}") from None
-    if not isinstance(value, dict):
-        raise DDPNASError(f"expected a JSON object, got {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

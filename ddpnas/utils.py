@@ -264,3 +264,14 @@ def run_cost(device: torch.device, devices: int | None = None) -> dict[str, Any]
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "process_seconds": round(process_seconds(), 3),
     }
+
+
+def json_object(text: str | None, flag: str) -> dict:
+    """A JSON object given on the command line (``flag`` names it in the error)."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise DDPNASError(f"{flag} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DDPNASError(f"{flag} must be a JSON object")
+    return value
