@@ -339,12 +339,14 @@ def _cmd_ranking(args: argparse.Namespace) -> None:
 
 def _cmd_costs(args: argparse.Namespace) -> None:
     from ddpnas.report import costs
-    from ddpnas.report.tables import load_runs, write_table
+    from ddpnas.report.tables import RETRAIN_KEYS, load_runs, write_table
 
     jobs = costs.search_jobs(load_runs(args.searches), args.search_benchmarks)
     if args.retrains:
         jobs += costs.retrain_jobs(
-            load_runs(args.retrains), load_runs(args.retrain_searches), args.retrain_benchmarks
+            load_runs(args.retrains, RETRAIN_KEYS),
+            load_runs(args.retrain_searches),
+            args.retrain_benchmarks,
         )
     df = costs.cost_rows(jobs)
     write_table(

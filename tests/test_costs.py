@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import NB201_TABLE, REPO, SHARED_DATA, require
+from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
 from ddpnas.cli import main
 from ddpnas.config import load_config
@@ -116,7 +116,7 @@ def test_record_and_snakemake_benchmark_agree(tmp_path: Path, cache_dir: Path) -
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "Snakefile"),
+            str(SNAKEFILE),
             "--directory",
             str(tmp_path),
             "--configfile",

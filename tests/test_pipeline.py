@@ -239,7 +239,7 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
             "-m",
             "snakemake",
             "-s",
-            str(REPO / "Snakefile"),
+            str(SNAKEFILE),
             "--directory",
             str(tmp_path),
             "--configfile",

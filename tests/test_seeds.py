@@ -32,7 +32,8 @@ def ci_config(tmp_path: Path) -> Path:
 def without_timings(record: dict) -> dict:
     """A record minus what differs between two runs of the same search (wall-clock times)."""
     history = [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
-    return {**{k: v for k, v in record.items() if k != "search_seconds"}, "history": history}
+    timing = ("search_seconds", "cost")  # wall time, peak memory: not part of the result
+    return {**{k: v for k, v in record.items() if k not in timing}, "history": history}
 
 
 def test_parse_seeds() -> None:

@@ -60,7 +60,7 @@ def _snakemake(work: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:
     """A search record without what legitimately differs between runs (timings, host)."""
-    drop = {"search_seconds", "environment"}
+    drop = {"search_seconds", "environment", "cost"}
     out = {k: v for k, v in record.items() if k not in drop}
     out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
     return out
