@@ -238,6 +238,8 @@ def environment(device: torch.device) -> dict[str, str]:
 def peak_memory_mb(device: torch.device) -> float:
     """Peak memory of this process: the CUDA allocator's peak on a GPU, else the max RSS."""
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
@@ -256,6 +258,8 @@ def run_cost(device: torch.device, devices: int | None = None) -> dict[str, Any]
     ``process_seconds`` is this process's whole wall time (what Snakemake's ``benchmark:`` also
     measures); a resumed run counts only its last process, as its benchmark file does.
     """
+    import torch
+
     world = devices if devices is not None else int(os.environ.get("WORLD_SIZE", "1"))
     return {
         "device": device.type,
