@@ -1,5 +1,5 @@
 # Two entry points that do all the set-up on a fresh machine:
-#   make run    create .venv if missing, install, run the default pipeline (CPU, ~10 min)
+#   make run    create .venv if missing, install, run the default pipeline (CPU), the report and README results
 #   make test   same set-up, then the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
