@@ -119,7 +119,28 @@ class BestWithinBudget:
         self.best_acc = float(state["best_acc"])
 
 
-class RandomSearch(Strategy):
+class BudgetedSearch(Strategy):
+    """A tabular search that stops when its simulated-time budget (or epoch cap) is spent and
+    answers with the best architecture found within the budget (RS, REINFORCE)."""
+
+    max_epochs: int | None
+    budget: BestWithinBudget
+    _epoch: int
+
+    def done(self) -> bool:
+        capped = self.max_epochs is not None and self._epoch >= self.max_epochs
+        return self.budget.exhausted or capped
+
+    def result(self) -> Arch:
+        if not self.done():
+            raise RuntimeError("search has not finished yet")
+        return self.budget.result()
+
+    def planned_epochs(self) -> int | None:
+        return self.max_epochs
+
+
+class RandomSearch(BudgetedSearch):
     """Query uniform random architectures until the simulated-time budget runs out.
 
     One engine epoch is one architecture: trained (its simulated cost charged) and validated.
@@ -159,18 +180,6 @@ class RandomSearch(Strategy):
         (arch,), (metrics,) = plan.evaluate, results
         self._epoch += 1
         self.budget.add(arch, train_metrics, float(metrics["valid_acc"]))
-
-    def done(self) -> bool:
-        capped = self.max_epochs is not None and self._epoch >= self.max_epochs
-        return self.budget.exhausted or capped
-
-    def result(self) -> Arch:
-        if not self.done():
-            raise RuntimeError("search has not finished yet")
-        return self.budget.result()
-
-    def planned_epochs(self) -> int | None:
-        return self.max_epochs
 
     def snapshot(self) -> dict[str, Any]:
         return self.budget.snapshot(self.space)

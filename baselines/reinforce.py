@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.random_search import BestWithinBudget, derived_seed
+from baselines.random_search import BestWithinBudget, BudgetedSearch, derived_seed
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, Strategy
+from ddpnas.strategies.base import EpochPlan
 
 
 class EMABaseline:
@@ -59,7 +59,7 @@ class EMABaseline:
         self.denominator = float(state["denominator"])
 
 
-class Reinforce(Strategy):
+class Reinforce(BudgetedSearch):
     """Factorised-policy REINFORCE under a simulated-time budget (tabular mode only).
 
     One engine epoch is one query: an architecture drawn from the policy, trained (its simulated
@@ -128,18 +128,6 @@ class Reinforce(Strategy):
         self.optimizer.zero_grad(set_to_none=True)
         (-log_prob * advantage).backward()
         self.optimizer.step()
-
-    def done(self) -> bool:
-        capped = self.max_epochs is not None and self._epoch >= self.max_epochs
-        return self.budget.exhausted or capped
-
-    def result(self) -> Arch:
-        if not self.done():
-            raise RuntimeError("search has not finished yet")
-        return self.budget.result()
-
-    def planned_epochs(self) -> int | None:
-        return self.max_epochs
 
     def snapshot(self) -> dict[str, Any]:
         return {
