@@ -83,26 +83,39 @@ def _cost(record: dict[str, Any], where: str | Path) -> dict[str, Any]:
     return record["cost"]
 
 
+def _job(
+    search: dict[str, Any],
+    timed: dict[str, Any],
+    stage: str,
+    what: str,
+    loop_key: str,
+    benchmark: str | Path,
+) -> Job:
+    """One job: the method from its search record, the cost (checked first) and times from the
+    record the job wrote; only tabular searches charge simulated time."""
+    return Job(
+        method=search["label"],
+        experiment=search["experiment"],
+        space=search["space"],
+        strategy=search["strategy"],
+        order=search["spec"].get("strategy_args", {}).get("order"),
+        stage=stage,
+        seed=search["seed"],
+        cost=_cost(timed, f"{what} {search['experiment']} seed {search['seed']}"),
+        hardware=timed["environment"]["hardware"],
+        torch=timed["environment"]["torch"],
+        loop_seconds=timed[loop_key],
+        simulated_seconds=timed.get("simulated_seconds", 0.0),
+        benchmark_seconds=read_benchmark(benchmark),
+    )
+
+
 def search_jobs(records: Sequence[dict[str, Any]], benchmarks: Sequence[str | Path]) -> list[Job]:
     """Search records paired, in order, with their Snakemake benchmark files."""
     if len(records) != len(benchmarks):
         raise DDPNASError("--searches and --search-benchmarks must pair up (same length)")
     return [
-        Job(
-            method=r["label"],
-            experiment=r["experiment"],
-            space=r["space"],
-            strategy=r["strategy"],
-            order=r["spec"].get("strategy_args", {}).get("order"),
-            stage="search",
-            seed=r["seed"],
-            cost=_cost(r, f"search record {r['experiment']} seed {r['seed']}"),
-            hardware=r["environment"]["hardware"],
-            torch=r["environment"]["torch"],
-            loop_seconds=r["search_seconds"],
-            simulated_seconds=r.get("simulated_seconds", 0.0),
-            benchmark_seconds=read_benchmark(b),
-        )
+        _job(r, r, "search", "search record", "search_seconds", b)
         for r, b in zip(records, benchmarks, strict=True)
     ]
 
@@ -118,21 +131,7 @@ def retrain_jobs(
             "--retrains, --retrain-searches and --retrain-benchmarks must pair up (same length)"
         )
     return [
-        Job(
-            method=s["label"],
-            experiment=s["experiment"],
-            space=s["space"],
-            strategy=s["strategy"],
-            order=s["spec"].get("strategy_args", {}).get("order"),
-            stage="retrain",
-            seed=s["seed"],
-            cost=_cost(r, f"retrain result of {s['experiment']} seed {s['seed']}"),
-            hardware=r["environment"]["hardware"],
-            torch=r["environment"]["torch"],
-            loop_seconds=r["wall_seconds"],
-            simulated_seconds=0.0,
-            benchmark_seconds=read_benchmark(b),
-        )
+        _job(s, r, "retrain", "retrain result of", "wall_seconds", b)
         for r, s, b in zip(results, searches, benchmarks, strict=True)
     ]
 
