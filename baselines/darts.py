@@ -25,20 +25,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
+from ddpnas.options import Number, Options
+from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.spaces.darts import CELL_EDGES, EDGES, NODE_INPUTS, OPS, DartsSpace, Genotype
 from ddpnas.strategies.base import Batch, EpochPlan, StepContext, Strategy, SupernetPath
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ALPHA_INIT_SCALE = 1e-3  # DARTS initialises alpha as 1e-3 * N(0, 1)
+ARCH_BETAS = (0.5, 0.999)  # DARTS's Adam betas for alpha
 
 
 def _grads(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -153,6 +157,21 @@ class _ArchStepPlan:
         self.strategy.arch_step(ctx)
 
 
+class DARTSOptions(Options):
+    """DARTS's architecture optimiser (Adam on alpha) and schedule."""
+
+    order: Literal[1, 2] = Field(1, description="1: first-order alpha gradient; 2: unrolled.")
+    epochs: int = Field(50, ge=1, description="Search epochs.")
+    arch_lr: Number = Field(0.0003, gt=0, description="Adam learning rate of alpha.")
+    arch_weight_decay: Number = Field(0.001, ge=0, description="Adam weight decay of alpha.")
+    unrolled_eps: Number = Field(
+        0.01,
+        gt=0,
+        description="Finite-difference scale of the second-order Hessian-vector product.",
+    )
+
+
+@register_strategy
 class DARTS(Strategy):
     """Differentiable architecture search with first- or second-order alpha steps (Adam on alpha).
 
@@ -162,38 +181,19 @@ class DARTS(Strategy):
     """
 
     name = "darts"
+    Options = DARTSOptions
+    options: DARTSOptions
     modes = ("weight_sharing",)
+    logs_theta = True
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "weight_sharing",
-        order: int = 1,
-        epochs: int = 50,
-        arch_lr: float = 3e-4,
-        arch_betas: Sequence[float] = (0.5, 0.999),
-        arch_weight_decay: float = 1e-3,
-        unrolled_eps: float = 0.01,
-    ) -> None:
-        super().__init__(space, mode)
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2, got {order}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
-        if arch_lr <= 0 or unrolled_eps <= 0 or arch_weight_decay < 0:
-            raise ValueError(
-                "arch_lr and unrolled_eps must be > 0 and arch_weight_decay >= 0, got "
-                f"{arch_lr}, {unrolled_eps}, {arch_weight_decay}"
-            )
-        if len(arch_betas) != 2:
-            raise ValueError(f"arch_betas must be two numbers, got {arch_betas!r}")
-        self.order = order
-        self.epochs = epochs
-        self.arch_lr = float(arch_lr)
-        self.arch_betas = (float(arch_betas[0]), float(arch_betas[1]))
-        self.arch_weight_decay = float(arch_weight_decay)
-        self.unrolled_eps = float(unrolled_eps)
+    def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
+        super().__init__(space, mode, **options)
+        opts = self.options
+        self.order = opts.order
+        self.epochs = opts.epochs
+        self.arch_lr = float(opts.arch_lr)
+        self.arch_weight_decay = float(opts.arch_weight_decay)
+        self.unrolled_eps = float(opts.unrolled_eps)
         self.epoch = 0
         self.last_valid_acc: float | None = None
         # Drawn in the first propose, from the engine's seeded rng.
@@ -217,7 +217,7 @@ class DARTS(Strategy):
         self._arch_optimizer = torch.optim.Adam(
             [self._alpha],
             lr=self.arch_lr,
-            betas=self.arch_betas,
+            betas=ARCH_BETAS,
             weight_decay=self.arch_weight_decay,
         )
         if optimizer_state is not None:
@@ -295,6 +295,10 @@ class DARTS(Strategy):
 
     def planned_epochs(self) -> int:
         return self.epochs
+
+    def speed_key(self) -> str:
+        """The two orders' steps cost differently."""
+        return f"darts{self.order}"
 
     def snapshot(self) -> dict[str, Any]:
         return {"theta": np.round(self.theta(), 6).tolist(), "valid_acc": self.last_valid_acc}

@@ -33,9 +33,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from baselines.random_search import best_of, derived_seed
+from ddpnas.options import Number, Options
+from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath
 
@@ -150,6 +153,41 @@ class ControllerPath:
         """No architecture step: the controller learns from validation rewards in observe()."""
 
 
+class ENASOptions(Options):
+    """ENAS (Pham et al. 2018; official code melodyguan/enas, micro search)."""
+
+    epochs: int = Field(50, ge=1, description="Training epochs (each with controller steps).")
+    controller_steps: int = Field(
+        30, ge=1, description="Controller steps per epoch (ENAS controller_train_steps)."
+    )
+    aggregate: int = Field(
+        10,
+        ge=1,
+        description="Samples whose gradients make one controller step (controller_num_aggregate).",
+    )
+    eval_images: int | None = Field(
+        160,
+        ge=1,
+        description=(
+            "Validation images behind one reward (ENAS micro search batch, 160; null = all)."
+        ),
+    )
+    final_samples: int = Field(
+        100, ge=1, description="Controller samples the result is chosen from."
+    )
+    controller_lr: Number = Field(0.0035, gt=0, description="Adam learning rate of the controller.")
+    entropy_weight: Number = Field(0.0001, ge=0, description="Weight of the entropy in the reward.")
+    baseline_decay: Number = Field(0.99, ge=0, lt=1, description="Decay of the reward baseline.")
+    hidden: int = Field(64, ge=1, description="LSTM hidden size of the controller.")
+    temperature: Number | None = Field(
+        5.0, gt=0, description="Logits divided by it (null: not divided)."
+    )
+    tanh_constant: Number | None = Field(
+        2.5, gt=0, description="Logits squashed to tanh_constant * tanh(.) (null: not squashed)."
+    )
+
+
+@register_strategy
 class ENAS(Strategy):
     """ENAS's controller search over a single-path supernet (weight sharing only).
 
@@ -158,59 +196,31 @@ class ENAS(Strategy):
     """
 
     name = "enas"
+    Options = ENASOptions
+    options: ENASOptions
     modes = ("weight_sharing",)
+    logs_theta = True
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "weight_sharing",
-        epochs: int = 50,
-        controller_steps: int = 30,
-        aggregate: int = 10,
-        eval_images: int | None = 160,
-        final_samples: int = 100,
-        controller_lr: float = 3.5e-3,
-        entropy_weight: float = 1e-4,
-        baseline_decay: float = 0.99,
-        hidden: int = 64,
-        temperature: float | None = 5.0,
-        tanh_constant: float | None = 2.5,
-    ) -> None:
-        super().__init__(space, mode)
-        checks = [
-            ("epochs", epochs, epochs >= 1),
-            ("controller_steps", controller_steps, controller_steps >= 1),
-            ("aggregate", aggregate, aggregate >= 1),
-            ("eval_images", eval_images, eval_images is None or eval_images >= 1),
-            ("final_samples", final_samples, final_samples >= 1),
-            ("controller_lr", controller_lr, controller_lr > 0),
-            ("entropy_weight", entropy_weight, entropy_weight >= 0),
-            ("baseline_decay", baseline_decay, 0 <= baseline_decay < 1),
-            ("hidden", hidden, hidden >= 1),
-            ("temperature", temperature, temperature is None or temperature > 0),
-            ("tanh_constant", tanh_constant, tanh_constant is None or tanh_constant > 0),
-        ]
-        for key, value, ok in checks:
-            if not ok:
-                raise ValueError(f"invalid ENAS option {key}={value!r}")
-        self.epochs = epochs
-        self.controller_steps = controller_steps
-        self.aggregate = aggregate
-        self.eval_images = eval_images
-        self.final_samples = final_samples
-        self.entropy_weight = entropy_weight
-        self.baseline_decay = baseline_decay
+    def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
+        super().__init__(space, mode, **options)
+        opts = self.options
+        self.epochs = opts.epochs
+        self.controller_steps = opts.controller_steps
+        self.aggregate = opts.aggregate
+        self.eval_images = opts.eval_images
+        self.final_samples = opts.final_samples
+        self.entropy_weight = opts.entropy_weight
+        self.baseline_decay = opts.baseline_decay
         self.controller = Controller(
             space.num_edges,
             space.num_ops,
-            hidden=hidden,
-            temperature=temperature,
-            tanh_constant=tanh_constant,
+            hidden=opts.hidden,
+            temperature=opts.temperature,
+            tanh_constant=opts.tanh_constant,
         )
         # ENAS's src/utils.py get_train_ops: Adam with beta1 = 0 and epsilon 1e-3.
         self.optimizer = torch.optim.Adam(
-            self.controller.parameters(), lr=controller_lr, betas=(0.0, 0.999), eps=1e-3
+            self.controller.parameters(), lr=opts.controller_lr, betas=(0.0, 0.999), eps=1e-3
         )
         self.baseline = 0.0
         self._epoch = 0
@@ -271,6 +281,12 @@ class ENAS(Strategy):
     def planned_epochs(self) -> int:
         """Engine epochs: training epochs plus the final choice."""
         return self.epochs + 1
+
+    def search_images(self, n_valid: int) -> tuple[int, int]:
+        """Each reward validates ``eval_images`` (None: the whole split)."""
+        per_reward = self.eval_images or n_valid
+        per_epoch = self.controller_steps * self.aggregate * per_reward
+        return self.epochs, self.epochs * per_epoch + self.final_samples * per_reward
 
     def snapshot(self) -> dict[str, Any]:
         return {

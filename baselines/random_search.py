@@ -21,10 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from ddpnas.errors import DDPNASError
+from ddpnas.options import Number, Options
+from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath
+
+BUDGET_RULE = (
+    "budget_seconds: null needs max_epochs (an integer) to stop; set budget_seconds or max_epochs"
+)
 
 
 def uniform_arch(space: SearchSpace, rng: np.random.Generator) -> Arch:
@@ -57,8 +64,6 @@ class BestWithinBudget:
     """
 
     def __init__(self, budget: float | None) -> None:
-        if budget is not None and budget <= 0:
-            raise ValueError(f"budget_seconds must be > 0, got {budget}")
         self.budget = budget
         self.spent = 0.0
         self.counted = 0
@@ -119,13 +124,50 @@ class BestWithinBudget:
         self.best_acc = float(state["best_acc"])
 
 
+class BudgetOptions(Options):
+    """When a budgeted tabular search stops."""
+
+    model_config = Options.model_config | {
+        "json_schema_extra": {
+            "if": {
+                "properties": {"budget_seconds": {"type": "null"}},
+                "required": ["budget_seconds"],
+            },
+            "then": {
+                "properties": {"max_epochs": {"type": "integer", "errorMessage": BUDGET_RULE}},
+                "required": ["max_epochs"],
+                "errorMessage": BUDGET_RULE,
+            },
+        }
+    }
+
+    budget_seconds: Number | None = Field(
+        12000, gt=0, description="Simulated training seconds the search may spend (null: no cap)."
+    )
+    max_epochs: int | None = Field(
+        None, ge=1, description="Most queries (engine epochs); null: only the budget stops it."
+    )
+
+    @model_validator(mode="after")
+    def _stops(self) -> BudgetOptions:
+        if self.budget_seconds is None and self.max_epochs is None:
+            raise ValueError(BUDGET_RULE)
+        return self
+
+
 class BudgetedSearch(Strategy):
     """A tabular search that stops when its simulated-time budget (or epoch cap) is spent and
     answers with the best architecture found within the budget (RS, REINFORCE)."""
 
-    max_epochs: int | None
-    budget: BestWithinBudget
-    _epoch: int
+    Options = BudgetOptions
+    options: BudgetOptions
+    modes = ("tabular",)
+
+    def __init__(self, space: SearchSpace, *, mode: str = "tabular", **options: Any) -> None:
+        super().__init__(space, mode, **options)
+        self.max_epochs = self.options.max_epochs
+        self.budget = BestWithinBudget(self.options.budget_seconds)
+        self._epoch = 0
 
     def done(self) -> bool:
         capped = self.max_epochs is not None and self._epoch >= self.max_epochs
@@ -140,6 +182,7 @@ class BudgetedSearch(Strategy):
         return self.max_epochs
 
 
+@register_strategy
 class RandomSearch(BudgetedSearch):
     """Query uniform random architectures until the simulated-time budget runs out.
 
@@ -148,24 +191,6 @@ class RandomSearch(BudgetedSearch):
     """
 
     name = "rs"
-    modes = ("tabular",)
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "tabular",
-        budget_seconds: float | None = 12_000.0,
-        max_epochs: int | None = None,
-    ) -> None:
-        super().__init__(space, mode)
-        if budget_seconds is None and max_epochs is None:
-            raise ValueError("random search needs budget_seconds or max_epochs to stop")
-        if max_epochs is not None and max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-        self.max_epochs = max_epochs
-        self.budget = BestWithinBudget(budget_seconds)
-        self._epoch = 0
 
     def propose(self, rng: np.random.Generator) -> EpochPlan:
         if self.done():
@@ -206,6 +231,22 @@ class UniformPath:
         """No architecture step."""
 
 
+class RSPSOptions(Options):
+    """RSPS's schedule (NAS-Bench-201's RANDOM-NAS)."""
+
+    epochs: int = Field(50, ge=1, description="Epochs of uniform single-path training.")
+    final_samples: int = Field(100, ge=1, description="Random candidates ranked at the end.")
+    eval_images: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Validation images behind each candidate's score (NAS-Bench-201's RANDOM-NAS: one "
+            "batch of 64); null = the whole validation split."
+        ),
+    )
+
+
+@register_strategy
 class RSPS(Strategy):
     """Random search with parameter sharing: uniform single-path training, then best of N.
 
@@ -216,27 +257,15 @@ class RSPS(Strategy):
     """
 
     name = "rsps"
+    Options = RSPSOptions
+    options: RSPSOptions
     modes = ("weight_sharing",)
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "weight_sharing",
-        epochs: int = 50,
-        final_samples: int = 100,
-        eval_images: int | None = None,
-    ) -> None:
-        super().__init__(space, mode)
-        if eval_images is not None and eval_images < 1:
-            raise ValueError(f"eval_images must be >= 1 or None, got {eval_images}")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
-        if final_samples < 1:
-            raise ValueError(f"final_samples must be >= 1, got {final_samples}")
-        self.epochs = epochs
-        self.final_samples = final_samples
-        self.eval_images = eval_images
+    def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
+        super().__init__(space, mode, **options)
+        self.epochs = self.options.epochs
+        self.final_samples = self.options.final_samples
+        self.eval_images = self.options.eval_images
         self._epoch = 0
         self._result: Arch | None = None
 
@@ -268,6 +297,10 @@ class RSPS(Strategy):
 
     def planned_epochs(self) -> int:
         return self.epochs + 1
+
+    def search_images(self, n_valid: int) -> tuple[int, int]:
+        """Training validates nothing; the final epoch scores each candidate."""
+        return self.epochs, self.final_samples * (self.eval_images or n_valid)
 
     def state_dict(self) -> dict[str, Any]:
         return {

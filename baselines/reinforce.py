@@ -23,9 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
-from baselines.random_search import BestWithinBudget, BudgetedSearch, derived_seed
+from baselines.random_search import BudgetedSearch, BudgetOptions, derived_seed
+from ddpnas.options import Number
+from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan
 
@@ -59,6 +62,14 @@ class EMABaseline:
         self.denominator = float(state["denominator"])
 
 
+class ReinforceOptions(BudgetOptions):
+    """NAS-Bench-201's REINFORCE (xautodl exps/NATS-algos/reinforce.py)."""
+
+    lr: Number = Field(0.01, gt=0, description="Adam learning rate of the policy's logits.")
+    ema_momentum: Number = Field(0.9, ge=0, lt=1, description="Momentum of the EMA baseline.")
+
+
+@register_strategy
 class Reinforce(BudgetedSearch):
     """Factorised-policy REINFORCE under a simulated-time budget (tabular mode only).
 
@@ -67,35 +78,15 @@ class Reinforce(BudgetedSearch):
     """
 
     name = "reinforce"
-    modes = ("tabular",)
+    Options = ReinforceOptions
+    options: ReinforceOptions
+    logs_theta = True
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "tabular",
-        budget_seconds: float | None = 12_000.0,
-        max_epochs: int | None = None,
-        lr: float = 0.01,
-        ema_momentum: float = 0.9,
-    ) -> None:
-        super().__init__(space, mode)
-        if budget_seconds is None and max_epochs is None:
-            raise ValueError("REINFORCE needs budget_seconds or max_epochs to stop")
-        checks = [
-            ("max_epochs", max_epochs, max_epochs is None or max_epochs >= 1),
-            ("lr", lr, lr > 0),
-            ("ema_momentum", ema_momentum, 0 <= ema_momentum < 1),
-        ]
-        for key, value, ok in checks:
-            if not ok:
-                raise ValueError(f"invalid REINFORCE option {key}={value!r}")
-        self.max_epochs = max_epochs
+    def __init__(self, space: SearchSpace, *, mode: str = "tabular", **options: Any) -> None:
+        super().__init__(space, mode=mode, **options)
         self.logits = nn.Parameter(torch.zeros(space.num_edges, space.num_ops))
-        self.optimizer = torch.optim.Adam([self.logits], lr=lr)
-        self.baseline = EMABaseline(ema_momentum)
-        self.budget = BestWithinBudget(budget_seconds)
-        self._epoch = 0
+        self.optimizer = torch.optim.Adam([self.logits], lr=self.options.lr)
+        self.baseline = EMABaseline(self.options.ema_momentum)
 
     def probabilities(self) -> np.ndarray:
         """E x K op probabilities of the policy."""

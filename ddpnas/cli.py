@@ -129,7 +129,8 @@ def _cmd_genotype(args: argparse.Namespace) -> None:
 def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
-    from ddpnas.config import schema, validate
+    from ddpnas.config import validate
+    from ddpnas.config_models import Retrain
     from ddpnas.locations import resolve_cache_dir
     from ddpnas.spaces.darts import Genotype
     from ddpnas.utils import ensure_writable, exclusive
@@ -138,9 +139,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         genotype = Genotype.parse(Path(args.genotype).read_text())
     except OSError as exc:
         raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
-    block = validate(
-        _json_arg(args.retrain, "--retrain"), schema()["properties"]["retrain"], where="retrain"
-    )
+    block = validate(_json_arg(args.retrain, "--retrain"), Retrain, where="retrain")
     data = _json_arg(args.data, "--data")
     ensure_writable(args.out_dir, "--out-dir", is_dir=True)
     ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
@@ -293,15 +292,15 @@ def _cmd_launch(args: argparse.Namespace) -> None:
 
 
 def _cmd_bound(args: argparse.Namespace) -> None:
-    from ddpnas.config import schema, validate
+    from ddpnas.config import validate
+    from ddpnas.config_models import Bound
     from ddpnas.nasbench import load_bench
     from ddpnas.report.bound_report import run_bound_report
 
     block = _json_arg(args.bound, "--bound")
     if args.seeds is not None:
         block["seeds"] = args.seeds
-    bound_schema = schema()["properties"]["report"]["properties"]["bound"]
-    block = validate(block, bound_schema, where="report.bound")
+    block = validate(block, Bound, where="report.bound")
     bench = load_bench(args.bench, data=_json_arg(args.data, "--data"))
     df = run_bound_report(block, bench, args.out, args.figures)
     worst = df[df["successive_rejects_exceeded"] | df["hoeffding_exceeded"]]

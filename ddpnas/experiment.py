@@ -192,11 +192,6 @@ def search_record(
     spec = validate_search(spec, name)
     data = data or {}
     strategy_cls = get_strategy(spec["strategy"])
-    if spec["mode"] not in strategy_cls.modes:
-        raise ConfigError(
-            f"searches.{name}: strategy {spec['strategy']} runs in mode(s) "
-            f"{', '.join(strategy_cls.modes)}, not {spec['mode']}"
-        )
     if spec["strategy"] == "darts" and spec["space"] == "mobile":
         raise ConfigError(
             f"searches.{name}: DARTS's mixed ops do not fit the mobile space (its 'zero' layers "

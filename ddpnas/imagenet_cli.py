@@ -22,7 +22,8 @@ STANDIN_LABEL = "stand-in"
 def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], str, int]:
     """(imagenet block, device, threads) from --config FILE, or from --block JSON (the pipeline
     passes the validated block) with --device/--threads."""
-    from ddpnas.config import load_config, schema, validate
+    from ddpnas.config import load_config, validate
+    from ddpnas.config_models import Imagenet
 
     if args.config:
         config = load_config(args.config)
@@ -35,7 +36,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], str, int]:
         block = json.loads(args.block)
     except json.JSONDecodeError as exc:
         raise DDPNASError(f"--block is not valid JSON: {exc}") from None
-    block = validate(block, schema()["properties"]["imagenet"], where="imagenet")
+    block = validate(block, Imagenet, where="imagenet")
     return block, args.device or "auto", args.threads or 2
 
 

@@ -187,8 +187,16 @@ def _images(n: int, seed: int) -> ImageSet:
     [
         ("ddpnas", {"pruning_step": 1}),
         ("rsps", {"epochs": 2, "final_samples": 3}),
-        ("enas", {"epochs": 2, "controller_steps": 2, "aggregate": 2, "eval_images": 8,
-                  "final_samples": 3}),
+        (
+            "enas",
+            {
+                "epochs": 2,
+                "controller_steps": 2,
+                "aggregate": 2,
+                "eval_images": 8,
+                "final_samples": 3,
+            },
+        ),
     ],
 )
 def test_strategies_search_the_mobile_space(strategy: str, args: dict) -> None:

@@ -74,8 +74,10 @@ def check_baselines(names: list[str]) -> None:
             cls = get_strategy(name)
         except KeyError as exc:
             raise DDPNASError(f"report.bound.baselines: {exc.args[0]}") from None
-        if "tabular" not in cls.modes or name == "ddpnas":
-            raise DDPNASError(f"report.bound.baselines: {name!r} is not a tabular baseline")
+        if "tabular" not in cls.modes or "budget_seconds" not in cls.Options.model_fields:
+            raise DDPNASError(
+                f"report.bound.baselines: {name!r} is not a tabular baseline taking budget_seconds"
+            )
 
 
 def run_settings(block: dict[str, Any], table: NB201Table) -> list[Outcome]:

@@ -30,27 +30,6 @@ def speeds() -> dict[str, Any]:
     return yaml.safe_load(resources.files("ddpnas.report").joinpath("speeds.yaml").read_text())
 
 
-def _key(spec: dict[str, Any]) -> str:
-    """Speed-table key of a strategy: DARTS is split by order."""
-    if spec["strategy"] == "darts":
-        return f"darts{spec['strategy_args']['order']}"
-    return spec["strategy"]
-
-
-def _search_images(spec: dict[str, Any], n_valid: int) -> tuple[int, int]:
-    """(training epochs, validated images over the whole search) of a weight-sharing strategy."""
-    args = spec["strategy_args"]
-    strategy = get_strategy(spec["strategy"])(get_space(spec["space"]), mode=spec["mode"], **args)
-    name = spec["strategy"]
-    if name in ("ddpnas", "darts"):  # one path (or alpha's argmax) on the whole split per epoch
-        epochs = strategy.planned_epochs()
-        return epochs, epochs * n_valid
-    epochs = args["epochs"]
-    per_reward = args.get("eval_images") or n_valid  # ENAS: one batch; RSPS: null = whole split
-    per_epoch = args["controller_steps"] * args["aggregate"] * per_reward if name == "enas" else 0
-    return epochs, epochs * per_epoch + args["final_samples"] * per_reward
-
-
 def search_row(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Estimated GPU-hours of one seed of a search experiment."""
     row: dict[str, Any] = {"stage": "search", "experiment": name, "seeds": len(spec["seeds"])}
@@ -67,8 +46,11 @@ def search_row(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     n_train = train["train_size"] or SPLIT
     n_valid = train["valid_size"] or SPLIT
     batch = train["batch_size"]
-    step_ms = measured["train_step_ms"][_key(spec)] * batch / measured["batch_size"]
-    epochs, validated = _search_images(spec, n_valid)
+    strategy = get_strategy(spec["strategy"])(
+        get_space(spec["space"]), mode=spec["mode"], **spec["strategy_args"]
+    )
+    step_ms = measured["train_step_ms"][strategy.speed_key()] * batch / measured["batch_size"]
+    epochs, validated = strategy.search_images(n_valid)
     steps = math.ceil(n_train / batch)
     valid_ms = validated / batch * step_ms * speeds()["valid_fraction"]
     hours = (epochs * steps * step_ms + valid_ms) / 3.6e6

@@ -8,10 +8,13 @@ the NB201 space).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 from torch import nn
+
+from ddpnas.options import Options
 
 Arch = tuple[int, ...]
 #: Input shape of a module, batch first (batch 1 for per-image costs).
@@ -34,12 +37,38 @@ def copy_path_weights(network: nn.Module, supernet: nn.Module) -> None:
     network.load_state_dict({key: source[key] for key in network.state_dict()})
 
 
+class CellBNOptions(Options):
+    """Batch norm inside the supernet's cells (shared by the cell spaces' supernet options)."""
+
+    affine: bool = Field(
+        False,
+        description=(
+            "Learnable BN scale/shift in the supernet's cells (false in DARTS and NATS-Bench)."
+        ),
+    )
+    track_running_stats: bool = Field(
+        False,
+        description=(
+            "Running BN statistics in the supernet's cells. false (batch statistics) suits "
+            "single-path training and is NATS-Bench's search setting; DARTS's own search uses true."
+        ),
+    )
+
+
 class SearchSpace(ABC):
-    """Discrete space of E edges x K ops, with a supernet and standalone networks."""
+    """Discrete space of E edges x K ops, with a supernet and standalone networks.
+
+    Register a subclass with :func:`ddpnas.registry.register_space`; its ``Options`` model declares
+    the supernet size of a search (the ``supernet`` block), passed to :meth:`supernet`.
+    """
 
     name: str
     ops: tuple[str, ...]
     edges: tuple[str, ...]
+    #: The ``supernet`` block of a search in this space.
+    Options: ClassVar[type[Options]] = Options
+    #: Evaluation modes a search in this space can use (tabular needs a benchmark table).
+    modes: ClassVar[tuple[str, ...]] = ("weight_sharing",)
 
     @property
     def num_edges(self) -> int:

@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.base import Arch, SearchSpace, copy_path_weights
+from ddpnas.registry import register_space
+from ddpnas.spaces.base import Arch, CellBNOptions, SearchSpace, copy_path_weights
 from ddpnas.spaces.costs import count_flops, count_params
 
 OPS: tuple[str, ...] = (
@@ -725,12 +727,21 @@ class NetworkCIFAR(nn.Module):
 # ---------------------------------------------------------------------------------------- space
 
 
+class DartsOptions(CellBNOptions):
+    """The DARTS search network's size."""
+
+    C: int = Field(16, ge=1, description="Initial channels.")
+    layers: int = Field(8, ge=3, description="Cells (two of them reduction cells).")
+
+
+@register_space
 class DartsSpace(SearchSpace):
     """The DARTS cell space: 28 edges (normal then reduction cell) x 8 ops."""
 
     name = "darts"
     ops = OPS
     edges = EDGES
+    Options = DartsOptions
     derive_genotype = staticmethod(derive_genotype)
 
     def arch_to_str(self, arch: Arch) -> str:

@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from ddpnas.errors import ArchError, ConfigError
+from ddpnas.options import Number, Options
+from ddpnas.registry import register_space
 from ddpnas.spaces.base import Arch, SearchSpace, copy_path_weights
 from ddpnas.spaces.costs import count_macs, count_params
 from ddpnas.spaces.mobile_ops import (
@@ -206,12 +209,21 @@ def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+class MobileOptions(Options):
+    """The mobile supernet's size."""
+
+    width_mult: Number = Field(1.0, gt=0, description="Channel width multiplier.")
+    dropout: Number = Field(0.0, ge=0, lt=1, description="Dropout before the classifier.")
+
+
+@register_space
 class MobileSpace(SearchSpace):
     """ProxylessNAS/XNAS MobileNetV2 space: 21 layers x 7 choices (7^21 networks)."""
 
     name = "mobile"
     ops = OPS
     edges = EDGES
+    Options = MobileOptions
 
     def edge_ops(self, edge: int) -> tuple[str, ...]:
         """The 7 real op names of one layer (the seventh is ``zero`` or ``3x3_MBConv1``)."""

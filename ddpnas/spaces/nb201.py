@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.base import Arch, SearchSpace, Shape, copy_path_weights
+from ddpnas.registry import register_space
+from ddpnas.spaces.base import Arch, CellBNOptions, SearchSpace, Shape, copy_path_weights
 from ddpnas.spaces.costs import count_flops, count_params
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -233,12 +235,22 @@ class OpInEveryCell(nn.Module):
         return out
 
 
+class NB201Options(CellBNOptions):
+    """The NAS-Bench-201 supernet's size."""
+
+    C: int = Field(16, ge=1, description="Channels of the first stage.")
+    N: int = Field(5, ge=1, description="Cells per stage.")
+
+
+@register_space
 class NB201Space(SearchSpace):
     """NAS-Bench-201: a 4-node cell, 6 edges, 5 ops, repeated 3 x N times in a fixed skeleton."""
 
     name = "nb201"
     ops = OPS
     edges = EDGES
+    Options = NB201Options
+    modes = ("tabular", "weight_sharing")
 
     def arch_to_str(self, arch: Arch) -> str:
         arch = self.validate(arch)

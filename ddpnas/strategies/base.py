@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddpnas.options import Options as OptionsModel
 from ddpnas.spaces.base import Arch, SearchSpace
 
 # A path through a supernet: one op per edge (single path), or an E x K tensor of op weights
@@ -113,15 +114,25 @@ class Evidence:
 
 
 class Strategy(ABC):
-    """A search algorithm expressed as hooks called once per engine epoch."""
+    """A search algorithm expressed as hooks called once per engine epoch.
+
+    Register a subclass with :func:`ddpnas.registry.register_strategy`; its ``Options`` model is
+    the one declaration of its config options (``strategy_args``): defaults, bounds, descriptions.
+    """
 
     name: ClassVar[str]
+    #: The options (``strategy_args``); the constructor's keyword arguments are checked by it.
+    Options: ClassVar[type[OptionsModel]] = OptionsModel
     #: Evaluation modes the strategy supports ("tabular", "weight_sharing").
     modes: ClassVar[tuple[str, ...]] = ("tabular", "weight_sharing")
+    #: Whether ``snapshot()`` logs a ``theta`` (E x K op distribution) every epoch: the pipeline
+    #: plots it, and ``ddpnas generate`` starts from it.
+    logs_theta: ClassVar[bool] = False
 
-    def __init__(self, space: SearchSpace, mode: str = "weight_sharing") -> None:
+    def __init__(self, space: SearchSpace, mode: str = "weight_sharing", **options: Any) -> None:
         if mode not in self.modes:
             raise ValueError(f"{self.name} runs in mode(s) {', '.join(self.modes)}, not {mode!r}")
+        self.options = self.Options.model_validate(options)
         self.space = space
         self.mode = mode
         # Filled by the engine (ddpnas.search.run_search) with every validated architecture.
@@ -167,6 +178,17 @@ class Strategy(ABC):
     def planned_epochs(self) -> int | None:
         """Epoch budget if known in advance (used for LR schedules and progress bars)."""
         return None
+
+    def search_images(self, n_valid: int) -> tuple[int, int]:
+        """(training epochs, images validated over the search) of a weight-sharing run, for the
+        cost estimate (ddpnas/report/estimate.py). Default: each planned epoch trains, then
+        validates one architecture on the whole ``n_valid``-image split."""
+        epochs = self.planned_epochs() or 0
+        return epochs, epochs * n_valid
+
+    def speed_key(self) -> str:
+        """Row of the measured per-step speeds (ddpnas/report/speeds.yaml) this search uses."""
+        return self.name
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able view of the strategy's state, logged after every epoch."""

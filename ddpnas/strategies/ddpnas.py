@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ddpnas.distribution import JointCategorical
+from ddpnas.options import Number, Options
+from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, Strategy, rank_strength
 
-SAMPLING = ("round_robin", "distribution")
+
+class DDPNASOptions(Options):
+    """DDPNAS's options (the paper's T, temperature and momentum of the theta update)."""
+
+    pruning_step: int = Field(3, ge=1, description="Rounds between theta updates and prunes (T).")
+    temperature: Number = Field(100, gt=0, description="Softmax temperature of the theta update.")
+    momentum: Number = Field(0.9, ge=0, lt=1, description="Momentum of the theta update.")
+    sampling: Literal["round_robin", "distribution"] = Field(
+        "round_robin",
+        description="round_robin: every survivor once per round; distribution: sample theta.",
+    )
 
 
+@register_strategy
 class DDPNAS(Strategy):
     """Dynamic distribution pruning (see ../shared/reference/ddpnas_method.md).
 
@@ -22,26 +36,19 @@ class DDPNAS(Strategy):
     """
 
     name = "ddpnas"
+    Options = DDPNASOptions
+    options: DDPNASOptions
+    logs_theta = True
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        mode: str = "weight_sharing",
-        pruning_step: int = 3,
-        temperature: float = 100.0,
-        momentum: float = 0.9,
-        sampling: str = "round_robin",
-    ) -> None:
-        super().__init__(space, mode)
-        if pruning_step < 1:
-            raise ValueError(f"pruning_step must be >= 1, got {pruning_step}")
-        if sampling not in SAMPLING:
-            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
-        self.pruning_step = pruning_step
-        self.sampling = sampling
+    def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
+        super().__init__(space, mode, **options)
+        self.pruning_step = self.options.pruning_step
+        self.sampling = self.options.sampling
         self.dist = JointCategorical(
-            space.num_edges, space.num_ops, temperature=temperature, momentum=momentum
+            space.num_edges,
+            space.num_ops,
+            temperature=self.options.temperature,
+            momentum=self.options.momentum,
         )
         self._epoch_in_round = 0
         self._rounds_since_update = 0

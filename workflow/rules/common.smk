@@ -3,6 +3,8 @@ import json
 import re
 from types import SimpleNamespace
 
+from ddpnas.registry import get_strategy, strategies
+
 
 def search_records(space=None):
     """Every search record the config asks for (optionally of one space)."""
@@ -79,15 +81,16 @@ def nb201_tables():
     return expand("results/tables/nb201.{ext}", ext=["csv", "md", "tex"])
 
 
-# Strategies that learn a distribution over ops (logged as "theta" every epoch).
-THETA_STRATEGIES = ("ddpnas", "darts", "enas", "reinforce")
+def logs_theta(spec):
+    """Whether a search's strategy learns a distribution over ops (logged as "theta")."""
+    return get_strategy(spec["strategy"]).logs_theta
 
 
 def theta_figures():
     return [
         f"results/figures/theta_{name}.png"
         for name, spec in config["searches"].items()
-        if spec["strategy"] in THETA_STRATEGIES
+        if logs_theta(spec)
     ]
 
 

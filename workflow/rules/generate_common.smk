@@ -3,18 +3,18 @@ import shlex
 from types import SimpleNamespace
 
 from ddpnas.config import validate as validate_block
+from ddpnas.config_models import Generation
 
 
 def generation_entry(name):
     """The `generate.<name>` block with its defaults, checked against the searches it reads."""
-    entry = validate_block(
-        config["generate"][name], {"$ref": "#/$defs/generation"}, where=f"generate.{name}"
-    )
+    entry = validate_block(config["generate"][name], Generation, where=f"generate.{name}")
     search = config["searches"].get(entry["experiment"])
-    if search is None or search["strategy"] not in THETA_STRATEGIES:
+    if search is None or not logs_theta(search):
+        theta = [name for name, cls in strategies().items() if cls.logs_theta]
         raise ValueError(
             f"generate.{name}.experiment {entry['experiment']!r} is not a search experiment "
-            f"that logs theta ({', '.join(THETA_STRATEGIES)})"
+            f"that logs theta ({', '.join(theta)})"
         )
     if entry["seed"] is not None and entry["seed"] not in search["seeds"]:
         raise ValueError(f"generate.{name}.seed {entry['seed']} is not a seed of that experiment")
