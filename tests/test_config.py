@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO
+from jsonschema import Draft202012Validator, validators
 
 from ddpnas.cli import main
 from ddpnas.config import load_config, validate, validate_search
 from ddpnas.errors import ConfigError
+from ddpnas.experiment import config_hash
+from ddpnas.schema import REGENERATE, SCHEMA_FILE, render
+
+SHIPPED = ["config.yaml", "ci.yaml", "paper.yaml"]
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "ci.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(REPO / "config" / name)
     for spec in config["searches"].values():
@@ -93,3 +99,72 @@ def test_strategy_defaults_follow_the_strategy() -> None:
     )
     assert spec["strategy_args"]["order"] == 1 and "pruning_step" not in spec["strategy_args"]
     assert spec["supernet"] == {"C": 16, "layers": 8, "affine": False, "track_running_stats": False}
+
+
+def test_committed_schema_is_generated_from_the_models() -> None:
+    committed = (REPO / SCHEMA_FILE).read_text()
+    assert committed == render(), f"{SCHEMA_FILE} is out of date; regenerate it: {REGENERATE}"
+    assert (REPO / "workflow" / "schemas" / "config.schema.yaml").resolve() == REPO / SCHEMA_FILE
+
+
+def test_filled_searches_hash_as_before_the_typed_config() -> None:
+    """Records carry config_hash(spec): the typed models fill every shipped search exactly as the
+    hand-written schema and default filler did (hashes taken from that code)."""
+    pinned = json.loads((REPO / "tests" / "fixtures" / "config_hashes.json").read_text())
+    for name in SHIPPED:
+        searches = load_config(REPO / "config" / name)["searches"]
+        hashes = {exp: config_hash(spec, 0) for exp, spec in searches.items()}
+        assert hashes == pinned[name], f"config/{name}: a filled search block changed"
+
+
+def _snakemake_fill(config: dict) -> dict:
+    """What Snakemake's validate(set_default=True) does with the committed schema."""
+    schema = yaml.safe_load((REPO / SCHEMA_FILE).read_text())
+    properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, props, instance, subschema):  # snakemake.utils.validate's
+        for key, sub in props.items():
+            if "default" in sub:
+                instance.setdefault(key, sub["default"])
+        yield from properties(validator, props, instance, subschema)
+
+    validators.extend(Draft202012Validator, {"properties": set_defaults})(schema).validate(config)
+    return config
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_snakemake_fills_the_same_defaults_as_the_cli(name: str) -> None:
+    """The per-space and per-strategy blocks (if/then on space and strategy) fill only their own
+    defaults, so the pipeline passes each job the spec the CLI would build."""
+    raw = yaml.safe_load((REPO / "config" / name).read_text())
+    filled = json.dumps(_snakemake_fill(raw), sort_keys=True)
+    assert filled == json.dumps(load_config(REPO / "config" / name), sort_keys=True)
+
+
+def test_each_strategy_gets_its_own_defaults() -> None:
+    base = {"space": "nb201", "mode": "tabular", "seeds": [0]}
+    config = validate(
+        {"searches": {"a": {**base, "strategy": "ddpnas"}, "b": {**base, "strategy": "reinforce"}}}
+    )
+    assert set(config["searches"]["a"]["strategy_args"]) == {
+        "pruning_step",
+        "temperature",
+        "momentum",
+        "sampling",
+    }
+    assert set(config["searches"]["b"]["strategy_args"]) == {
+        "budget_seconds",
+        "max_epochs",
+        "lr",
+        "ema_momentum",
+    }
+
+
+@pytest.mark.parametrize("strategy", ["rs", "reinforce"])
+def test_a_budgeted_search_needs_a_way_to_stop(strategy: str) -> None:
+    spec = {"space": "nb201", "strategy": strategy, "mode": "tabular", "seeds": [0]}
+    spec["strategy_args"] = {"budget_seconds": None}
+    with pytest.raises(ConfigError, match=r"strategy_args: budget_seconds: null needs max_epochs"):
+        validate_search(spec)
+    spec["strategy_args"]["max_epochs"] = 10
+    assert validate_search(spec)["strategy_args"]["max_epochs"] == 10
