@@ -9,7 +9,7 @@ CORES  ?= 2
 # GPUs x gpu_share of the paper config: how many weight-sharing searches run at once
 GPU_SLOTS ?= 1
 
-.PHONY: run test lint paper report clean
+.PHONY: run test lint schema paper report clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint
+
+# The config's JSON schema, generated from the typed models (a test checks the committed copy).
+schema: $(STAMP)
+	$(BIN)/python -m ddpnas.schema --out ddpnas/schemas/config.schema.yaml
 
 paper: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 gpu_slots=$(GPU_SLOTS) \
