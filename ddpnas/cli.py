@@ -370,6 +370,18 @@ def _cmd_estimate(args: argparse.Namespace) -> None:
     print(estimate_text(estimate(load_config(args.config)), args.config))
 
 
+def _cmd_timing(args: argparse.Namespace) -> None:
+    from ddpnas.report import timing
+    from ddpnas.report.tables import write_table
+
+    jobs = timing.read_benchmarks(args.benchmarks)
+    df = timing.timing_rows(jobs)
+    title = "Where the pipeline's time goes: wall time per rule and experiment"
+    notes = timing.timing_notes(df, timing.span_seconds(jobs), args.cores)
+    write_table(df, timing.timing_display(df), args.out, title, notes=notes)
+    print(f"{args.out}.md: {len(df)} rules/experiments, {df['wall_s'].sum():.0f} s of job time")
+
+
 def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report import readme
     from ddpnas.report.tables import load_runs
@@ -508,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
     est = report.add_parser("estimate", help="estimated GPU-hours of a config, per stage")
     est.add_argument("--config", required=True, help="YAML config (e.g. config/paper.yaml)")
     est.set_defaults(func=_cmd_estimate)
+    timing = report.add_parser("timing", help="wall time per rule from Snakemake's benchmarks")
+    timing.add_argument("--benchmarks", default="results/benchmarks", help="benchmark TSV folder")
+    timing.add_argument("--cores", type=int, help="--cores of that run")
+    timing.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
+    timing.set_defaults(func=_cmd_timing)
     readme = report.add_parser("readme", help="regenerate the README's results section")
     readme.add_argument("--tables", default="results/tables", help="folder of *.md tables")
     readme.add_argument("--readme", default="README.md")
