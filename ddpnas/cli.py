@@ -15,7 +15,7 @@ from ddpnas.errors import DDPNASError
 from ddpnas.utils import json_object as _json_arg
 
 if TYPE_CHECKING:
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
 
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -113,7 +113,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
 
 def _cmd_genotype(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import load_runs
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import atomic_write, ensure_writable
 
     ensure_writable(args.out, "--out")
@@ -131,7 +131,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
 
     from ddpnas.config import schema, validate
     from ddpnas.locations import resolve_cache_dir
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import ensure_writable, exclusive
 
     try:

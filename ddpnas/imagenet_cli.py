@@ -133,7 +133,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
     from ddpnas.imagenet_train import ImageNetSource, protocol
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.spaces.mobile import MobileSpace
     from ddpnas.spaces.released import darts_imagenet_network
     from ddpnas.train import retrain

@@ -17,7 +17,8 @@ import torch
 from ddpnas.data import ImageSet
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.search import epoch_generator
-from ddpnas.spaces.darts import DARTS_V2, DartsSpace
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.train import RetrainConfig, retrain
 

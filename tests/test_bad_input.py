@@ -20,7 +20,7 @@ import yaml
 from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
 from ddpnas.cli import main
-from ddpnas.spaces.darts import DARTS_V2
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.utils import exclusive, save_checkpoint, write_json
 
 CI = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())

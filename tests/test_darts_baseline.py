@@ -18,7 +18,9 @@ from baselines.darts import DARTS, first_order_grad, genotype_arch, unrolled_gra
 from ddpnas.data import ImageSet
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.search import SearchOutcome, run_search
-from ddpnas.spaces.darts import NODE_INPUTS, OPS, DartsSpace, derive_genotype
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import derive_genotype
+from ddpnas.spaces.darts_ops import NODE_INPUTS, OPS
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies.base import Batch, SupernetPath
 

@@ -13,16 +13,9 @@ import torch
 from ddpnas.errors import ArchError
 from ddpnas.spaces import get_space
 from ddpnas.spaces.costs import count_flops, count_params
-from ddpnas.spaces.darts import (
-    DARTS_V1,
-    DARTS_V2,
-    EDGES,
-    OPS,
-    DartsSpace,
-    FactorizedReduce,
-    Genotype,
-    derive_genotype,
-)
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import DARTS_V1, DARTS_V2, Genotype, derive_genotype
+from ddpnas.spaces.darts_ops import EDGES, OPS, FactorizedReduce
 
 SPACE = DartsSpace()
 E, K = len(EDGES), len(OPS)

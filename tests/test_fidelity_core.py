@@ -33,7 +33,9 @@ from ddpnas.report.tables import (
     nb201_rows,
 )
 from ddpnas.search import run_search
-from ddpnas.spaces.darts import CELL_EDGES, OPS, DartsSpace, Genotype
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import Genotype
+from ddpnas.spaces.darts_ops import CELL_EDGES, OPS
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
 from ddpnas.strategies.base import StepContext

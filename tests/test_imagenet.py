@@ -32,6 +32,7 @@ from ddpnas.imagenet import (
 )
 from ddpnas.imagenet_cli import read_arch
 from ddpnas.imagenet_train import PROTOCOLS, ImageNetSource, protocol, search_sets
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.mobile import MobileSpace
 from ddpnas.train import RetrainConfig, _param_groups, retrain
 from tests.conftest import CIFAR_ZIP, REPO, require
@@ -244,7 +245,7 @@ def test_cli_standin_search_retrain_transfer_table(
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == record["arch"] and result["kind"] == "mobile"
     genotype = tmp_path / "g.txt"
-    genotype.write_text(str(__import__("ddpnas.spaces.darts").spaces.darts.DARTS_V2))
+    genotype.write_text(str(DARTS_V2))
     assert main(["imagenet", "retrain", *args, "--genotype", str(genotype),
                  "--out-dir", str(tmp_path / "tr")]) == 0  # fmt: skip
     table = tmp_path / "imagenet"
