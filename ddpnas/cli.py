@@ -122,7 +122,7 @@ def _cmd_genotype(args: argparse.Namespace) -> None:
         raise DDPNASError(
             f"{args.record} is a {record['space']} search; only DARTS-space searches have one"
         )
-    text = str(Genotype.parse(record["genotype"])) + "\n"
+    text = json.dumps(Genotype.from_record(record["genotype"]).to_json()) + "\n"
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
 
 
@@ -134,10 +134,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import ensure_writable, exclusive
 
-    try:
-        genotype = Genotype.parse(Path(args.genotype).read_text())
-    except OSError as exc:
-        raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+    genotype = Genotype.read(args.genotype)
     block = validate(
         _json_arg(args.retrain, "--retrain"), schema()["properties"]["retrain"], where="retrain"
     )
@@ -237,6 +234,7 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         load_runs,
         write_table,
     )
+    from ddpnas.spaces.darts_genotype import Genotype
 
     _writable_stem(args.out)
     searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
@@ -244,8 +242,9 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
     df = cifar10_rows(searches, retrains)
     notes = [
-        f"**{s['experiment']}** seed {s['seed']}: `{s['genotype']}`; retrained "
-        f"{r['epochs']} epochs on {r['train_images']} images, tested on {r['test_images']}; "
+        f"**{s['experiment']}** seed {s['seed']}: `{Genotype.from_record(s['genotype'])}`; "
+        f"retrained {r['epochs']} epochs on {r['train_images']} images, "
+        f"tested on {r['test_images']}; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in zip(searches, retrains, strict=True)
     ]
@@ -409,11 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     genotype = sub.add_parser("genotype", help="the DARTS genotype of a DARTS-space search record")
     genotype.add_argument("--record", required=True, help="search record (JSON)")
-    genotype.add_argument("--out", required=True, help="genotype text file")
+    genotype.add_argument("--out", required=True, help="genotype file (JSON)")
     genotype.set_defaults(func=_cmd_genotype)
 
     retrain = sub.add_parser("retrain", help="retrain a DARTS genotype from scratch on CIFAR-10")
-    retrain.add_argument("--genotype", required=True, help="genotype text file")
+    retrain.add_argument(
+        "--genotype",
+        required=True,
+        help="genotype file: JSON from 'ddpnas genotype', or DARTS's Genotype(...) text",
+    )
     retrain.add_argument("--retrain", help="the config's retrain block as JSON (network, protocol)")
     retrain.add_argument("--data", help="the config's data block as JSON")
     retrain.add_argument("--seed", type=int, default=0)

@@ -226,5 +226,7 @@ def test_darts_genotype_even_when_none_survives_everywhere() -> None:
         assert dist.prune() == [op] * 28
         assert dist.pruned_at[0, op] == step
     assert strategy.done() and set(strategy.result()) == {0}
-    genotype = Genotype.parse(space.derived(strategy.result(), *strategy.preferences())["genotype"])
+    genotype = Genotype.from_json(
+        space.derived(strategy.result(), *strategy.preferences())["genotype"]
+    )
     assert [op for op, _ in genotype.normal + genotype.reduce] == ["sep_conv_3x3"] * 16

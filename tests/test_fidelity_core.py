@@ -138,8 +138,8 @@ def _key_edge_means(space: DartsSpace) -> np.ndarray:
     return mu
 
 
-def _node_5_inputs(genotype: str) -> list[list[int]]:
-    parsed = Genotype.parse(genotype)
+def _node_5_inputs(genotype: dict) -> list[list[int]]:
+    parsed = Genotype.from_json(genotype)
     return [[j for _, j in cell[6:8]] for cell in (parsed.normal, parsed.reduce)]
 
 

@@ -248,6 +248,8 @@ def test_cli_standin_search_retrain_transfer_table(
     genotype.write_text(str(DARTS_V2))
     assert main(["imagenet", "retrain", *args, "--genotype", str(genotype),
                  "--out-dir", str(tmp_path / "tr")]) == 0  # fmt: skip
+    transfer = json.loads((tmp_path / "tr" / "result.json").read_text())
+    assert transfer["genotype"] == DARTS_V2.to_json()  # DARTS's text read, JSON stored
     table = tmp_path / "imagenet"
     rows = [str(tmp_path / "s.json")] * 2
     retrains = [str(out / "result.json"), str(tmp_path / "tr" / "result.json")]
@@ -255,6 +257,7 @@ def test_cli_standin_search_retrain_transfer_table(
                  "--out", str(table)]) == 0  # fmt: skip
     md = table.with_suffix(".md").read_text()
     assert md.count("stand-in: 10 CIFAR-10 classes") == 2 and "74.3" in md and "75.2" in md
+    assert f"`{DARTS_V2}`" in md  # the notes print the genotype as DARTS does
     assert table.with_suffix(".csv").exists() and table.with_suffix(".tex").exists()
     capsys.readouterr()
     assert main(["imagenet", "search", "--block", json.dumps({"enabled": True}),

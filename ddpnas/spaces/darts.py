@@ -13,6 +13,8 @@ node joined by ``+``, the two cells as ``normal=...;reduce=...``::
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import nn
 
@@ -129,9 +131,9 @@ class DartsSpace(SearchSpace):
             track_running_stats,
         )
 
-    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, str]:
+    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """The genotype: two strongest non-none inputs per node (see :func:`derive_genotype`)."""
-        return {"genotype": str(derive_genotype(theta, mask))}
+        return {"genotype": derive_genotype(theta, mask).to_json()}
 
     def eval_network(
         self,

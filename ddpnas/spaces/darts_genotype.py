@@ -8,18 +8,25 @@ text form is parsed only for genotypes written by people or by DARTS's own code.
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ddpnas.errors import ArchError
+from ddpnas.errors import ArchError, DDPNASError
 from ddpnas.spaces.darts_ops import CELL_EDGES, CELLS, EDGES, NODE_INPUTS, OPS, STEPS
 
+FIELDS: tuple[str, ...] = ("normal", "normal_concat", "reduce", "reduce_concat")
 GENOTYPE_FORM = (
     "Genotype(normal=[('op', input), ... 8 pairs], normal_concat=[2, 3, 4, 5], "
     "reduce=[... 8 pairs], reduce_concat=[2, 3, 4, 5])"
+)
+JSON_FORM = (
+    '{"normal": [["op", input], ... 8 pairs], "normal_concat": [2, 3, 4, 5], '
+    '"reduce": [... 8 pairs], "reduce_concat": [2, 3, 4, 5]}'
 )
 
 
@@ -75,7 +82,8 @@ def _concat(name: str, value: Any) -> tuple[int, ...]:
 class Genotype:
     """A discrete DARTS cell pair: per cell 8 (op, input) pairs, two per node, and output nodes.
 
-    ``str()``/``repr()`` give DARTS's own notation, which :meth:`parse` reads back without eval.
+    ``str()``/``repr()`` give DARTS's own notation, which :meth:`parse` reads back without eval;
+    records and pipeline files hold :meth:`to_json`'s object, which :meth:`from_json` reads back.
     """
 
     normal: tuple[tuple[str, int], ...]
@@ -94,6 +102,52 @@ class Genotype:
             f"Genotype(normal={list(self.normal)}, normal_concat={list(self.normal_concat)}, "
             f"reduce={list(self.reduce)}, reduce_concat={list(self.reduce_concat)})"
         )
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """The stored form: DARTS's four fields, each (op, input) pair as an [op, input] list."""
+        return {
+            "normal": [list(pair) for pair in self.normal],
+            "normal_concat": list(self.normal_concat),
+            "reduce": [list(pair) for pair in self.reduce],
+            "reduce_concat": list(self.reduce_concat),
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Genotype:
+        """Read :meth:`to_json`'s object back; its fields are checked as the constructor's are."""
+        if not isinstance(value, dict) or sorted(value) != sorted(FIELDS):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise ArchError(
+                f"darts genotype: expected a JSON object with the keys {list(FIELDS)}, got {got}; "
+                f"it looks like {JSON_FORM}"
+            )
+        return cls(**value)
+
+    @classmethod
+    def from_record(cls, value: Any) -> Genotype:
+        """The genotype a search or retrain record holds: :meth:`to_json`'s object. Records written
+        before genotypes were stored as JSON hold DARTS's text form; it is parsed, so old results
+        keep working."""
+        return cls.parse(value) if isinstance(value, str) else cls.from_json(value)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Genotype:
+        """A genotype file: the pipeline's JSON (``ddpnas genotype``) or, for a genotype from
+        elsewhere, DARTS's text form; a file starting with '{' is JSON."""
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DDPNASError(f"cannot read genotype file {path}: {exc}") from None
+        if not text.lstrip().startswith("{"):
+            return cls.parse(text)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArchError(
+                f"darts genotype: {path} is not valid JSON ({exc}); it should look like "
+                f"{JSON_FORM}, or rerun 'ddpnas genotype' to write it"
+            ) from None
+        return cls.from_json(value)
 
     @classmethod
     def parse(cls, text: str) -> Genotype:
@@ -118,7 +172,7 @@ class Genotype:
         if call.args or any(k.arg is None for k in call.keywords):
             raise fail("every field must be given by name (normal=..., normal_concat=..., ...)")
         names = [k.arg for k in call.keywords]
-        expected = ["normal", "normal_concat", "reduce", "reduce_concat"]
+        expected = list(FIELDS)
         unknown = sorted(set(names) - set(expected))
         missing = [n for n in expected if n not in names]
         if unknown or missing or len(names) != len(set(names)):
