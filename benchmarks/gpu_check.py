@@ -45,7 +45,8 @@ from ddpnas.search import epoch_generator
 from ddpnas.spaces.darts import DartsSpace
 from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.train import RetrainConfig, _Retrainer
+from ddpnas.train import _Retrainer
+from ddpnas.train_setup import RetrainConfig
 from ddpnas.utils import device_name
 
 REPO = Path(__file__).resolve().parents[1]

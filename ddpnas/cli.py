@@ -155,7 +155,8 @@ def _retrain(
     from ddpnas.data import load_cifar10
     from ddpnas.locations import resolve_cache_dir, resolve_data_root
     from ddpnas.spaces.darts import DartsSpace
-    from ddpnas.train import RetrainConfig, retrain
+    from ddpnas.train import retrain
+    from ddpnas.train_setup import RetrainConfig
     from ddpnas.utils import resolve_device
 
     train_set, test_set = load_cifar10(

@@ -39,7 +39,7 @@ from ddpnas.spaces.darts_ops import CELL_EDGES, OPS
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
 from ddpnas.strategies.base import StepContext
-from ddpnas.train import sync_batchnorm
+from ddpnas.train_setup import sync_batchnorm
 
 # Node 5 of a DARTS cell has inputs 0..4 on edges 9..13; edge 13 is 5 <- 4.
 LAST_EDGE_OF_NODE_5 = 13

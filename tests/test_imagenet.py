@@ -34,7 +34,8 @@ from ddpnas.imagenet_cli import read_arch
 from ddpnas.imagenet_train import PROTOCOLS, ImageNetSource, protocol, search_sets
 from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.mobile import MobileSpace
-from ddpnas.train import RetrainConfig, _param_groups, retrain
+from ddpnas.train import retrain
+from ddpnas.train_setup import RetrainConfig, param_groups
 from tests.conftest import CIFAR_ZIP, REPO, require
 
 SPACE = MobileSpace()
@@ -158,11 +159,11 @@ def test_published_protocols() -> None:
 def test_no_weight_decay_on_batch_norm() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
     net(torch.zeros(1, 3, 5, 5))
-    groups = _param_groups(net, PROTOCOLS["ddpnas_v1"])
+    groups = param_groups(net, PROTOCOLS["ddpnas_v1"])
     bn = {id(p) for p in net[1].parameters()}
     assert {id(p) for p in groups[1]["params"]} == bn and groups[1]["weight_decay"] == 0.0
     assert not bn & {id(p) for p in groups[0]["params"]}
-    assert len(_param_groups(net, RetrainConfig())) == 1
+    assert len(param_groups(net, RetrainConfig())) == 1
 
 
 @pytest.mark.parametrize(("gpu_decode", "workers"), [(False, 1), (True, 0)])
