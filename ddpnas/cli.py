@@ -15,7 +15,7 @@ from ddpnas.errors import DDPNASError
 from ddpnas.utils import json_object as _json_arg
 
 if TYPE_CHECKING:
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
 
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -113,7 +113,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
 
 def _cmd_genotype(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import load_runs
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import atomic_write, ensure_writable
 
     ensure_writable(args.out, "--out")
@@ -122,7 +122,7 @@ def _cmd_genotype(args: argparse.Namespace) -> None:
         raise DDPNASError(
             f"{args.record} is a {record['space']} search; only DARTS-space searches have one"
         )
-    text = str(Genotype.parse(record["genotype"])) + "\n"
+    text = json.dumps(Genotype.from_record(record["genotype"]).to_json()) + "\n"
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
 
 
@@ -131,13 +131,10 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
 
     from ddpnas.config import schema, validate
     from ddpnas.locations import resolve_cache_dir
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import ensure_writable, exclusive
 
-    try:
-        genotype = Genotype.parse(Path(args.genotype).read_text())
-    except OSError as exc:
-        raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+    genotype = Genotype.read(args.genotype)
     block = validate(
         _json_arg(args.retrain, "--retrain"), schema()["properties"]["retrain"], where="retrain"
     )
@@ -158,7 +155,8 @@ def _retrain(
     from ddpnas.data import load_cifar10
     from ddpnas.locations import resolve_cache_dir, resolve_data_root
     from ddpnas.spaces.darts import DartsSpace
-    from ddpnas.train import RetrainConfig, retrain
+    from ddpnas.train import retrain
+    from ddpnas.train_setup import RetrainConfig
     from ddpnas.utils import resolve_device
 
     train_set, test_set = load_cifar10(
@@ -237,6 +235,7 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         load_runs,
         write_table,
     )
+    from ddpnas.spaces.darts_genotype import Genotype
 
     _writable_stem(args.out)
     searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
@@ -244,8 +243,9 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
     df = cifar10_rows(searches, retrains)
     notes = [
-        f"**{s['experiment']}** seed {s['seed']}: `{s['genotype']}`; retrained "
-        f"{r['epochs']} epochs on {r['train_images']} images, tested on {r['test_images']}; "
+        f"**{s['experiment']}** seed {s['seed']}: `{Genotype.from_record(s['genotype'])}`; "
+        f"retrained {r['epochs']} epochs on {r['train_images']} images, "
+        f"tested on {r['test_images']}; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in zip(searches, retrains, strict=True)
     ]
@@ -421,11 +421,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     genotype = sub.add_parser("genotype", help="the DARTS genotype of a DARTS-space search record")
     genotype.add_argument("--record", required=True, help="search record (JSON)")
-    genotype.add_argument("--out", required=True, help="genotype text file")
+    genotype.add_argument("--out", required=True, help="genotype file (JSON)")
     genotype.set_defaults(func=_cmd_genotype)
 
     retrain = sub.add_parser("retrain", help="retrain a DARTS genotype from scratch on CIFAR-10")
-    retrain.add_argument("--genotype", required=True, help="genotype text file")
+    retrain.add_argument(
+        "--genotype",
+        required=True,
+        help="genotype file: JSON from 'ddpnas genotype', or DARTS's Genotype(...) text",
+    )
     retrain.add_argument("--retrain", help="the config's retrain block as JSON (network, protocol)")
     retrain.add_argument("--data", help="the config's data block as JSON")
     retrain.add_argument("--seed", type=int, default=0)

@@ -133,7 +133,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
     from ddpnas.imagenet_train import ImageNetSource, protocol
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.spaces.mobile import MobileSpace
     from ddpnas.spaces.released import darts_imagenet_network
     from ddpnas.train import retrain
@@ -154,12 +154,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     classes = source.num_classes
     if args.genotype:
         stage, default = block["transfer"], "darts_imagenet"
-        try:
-            genotype = Genotype.parse(Path(args.genotype).read_text())
-        except OSError as exc:
-            raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+        genotype = Genotype.read(args.genotype)
         net = dict(stage["network"])
-        extra = {"kind": "cell transferred", "genotype": str(genotype)}
+        extra = {"kind": "cell transferred", "genotype": genotype.to_json()}
 
         def build() -> torch.nn.Module:
             return darts_imagenet_network(genotype, num_classes=classes, **net)
@@ -183,6 +180,13 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     )
 
 
+def _retrained(result: dict[str, Any]) -> str:
+    """What a retrain trained, for the notes: the mobile arch, or the genotype DARTS-style."""
+    from ddpnas.spaces.darts_genotype import Genotype
+
+    return result["arch"] if "arch" in result else str(Genotype.from_record(result["genotype"]))
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
     from ddpnas.report.tables import RETRAIN_KEYS, load_runs, write_table
@@ -193,7 +197,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     pairs = list(zip(searches, retrains, strict=True))
     notes = [
         f"**{s['experiment']}** seed {s['seed']} ({r['kind']}, protocol {r['protocol']}, "
-        f"{r['epochs']} epochs): `{r.get('arch') or r.get('genotype')}`; "
+        f"{r['epochs']} epochs): `{_retrained(r)}`; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in pairs
     ]
@@ -239,7 +243,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     common(retrain)
     what = retrain.add_mutually_exclusive_group(required=True)
     what.add_argument("--arch", help="search record, {'arch': ...} JSON, or canonical string file")
-    what.add_argument("--genotype", help="DARTS genotype file (the transfer setting)")
+    what.add_argument(
+        "--genotype",
+        help="DARTS genotype file, JSON or Genotype(...) text (the transfer setting)",
+    )
     retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
     retrain.set_defaults(func=_cmd_retrain)
 

@@ -25,7 +25,7 @@ from ddpnas.config import validate_search
 from ddpnas.data import _random_crop_flip, device_generator, iterate_batches
 from ddpnas.errors import ConfigError
 from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.train import RetrainConfig
+from ddpnas.train_setup import RetrainConfig
 from tests.speed_runs import BATCH, GOLDEN, TRAIN_IMAGES, retrain_run, supernet_run
 
 REPO = Path(__file__).resolve().parents[1]
