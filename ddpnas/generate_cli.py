@@ -19,14 +19,16 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ddpnas.errors import DDPNASError
-from ddpnas.generate import CostTable, Generated, check_problem, generate, sweep
-from ddpnas.spaces import SearchSpace, get_space
 from ddpnas.utils import json_object, write_json
+
+if TYPE_CHECKING:  # torch and scipy load only when the command runs, not for every CLI start
+    from ddpnas.generate import CostTable, Generated
+    from ddpnas.spaces import SearchSpace
 
 #: Display scale and unit of the known resources (others are shown raw).
 UNITS = {"macs": (1e6, "M MACs"), "params": (1e6, "M params"), "latency_ms": (1.0, "ms")}
@@ -148,6 +150,9 @@ def _measured(space: SearchSpace | None, gen: Generated | None, network: dict) -
 
 def run(args: argparse.Namespace) -> None:
     """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
+    from ddpnas.generate import check_problem, generate
+    from ddpnas.spaces import get_space
+
     network = json_object(args.network, "--network")
     if args.min_alive < 1:
         raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
@@ -224,6 +229,7 @@ def _run_sweep(
     network: dict,
     source: str,
 ) -> None:
+    from ddpnas.generate import sweep
     from ddpnas.report.generation import all_cell_costs, sweep_display, sweep_figure, sweep_rows
     from ddpnas.report.tables import write_table
 
