@@ -63,6 +63,33 @@ def test_cli_generates_a_mobile_network_within_its_budgets(tmp_path: Path, capsy
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["generate"]["nb201"].update(retrain=[{"macs": 1.0e8}]),
+            "generate.nb201.retrain: only networks of the ImageNet search",
+        ),
+        (
+            lambda c: c["imagenet"].update(enabled=False),
+            "generate.mobile.experiment is 'imagenet' but the config has no enabled imagenet",
+        ),
+    ],
+)
+def test_pipeline_refuses_a_generate_entry_it_cannot_run(tmp_path: Path, change, message) -> None:
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    change(config)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(SNAKEFILE),
+         "--directory", str(tmp_path), "--configfile", str(tmp_path / "bad.yaml")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert run.returncode != 0 and message in run.stdout + run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
 def test_pipeline_mobile_chain_on_the_default_config(tmp_path: Path) -> None:
     """The shipped default config's chain via Snakemake: stand-in, search, generation, retraining
     of the generated networks and the ImageNet table (the transferred DARTS cell, which needs a
