@@ -34,6 +34,15 @@ if TYPE_CHECKING:  # torch and scipy load only when the command runs, not for ev
 UNITS = {"macs": (1e6, "M MACs"), "params": (1e6, "M params"), "latency_ms": (1.0, "ms")}
 
 
+def budget_text(budgets: dict[str, float]) -> str:
+    """``macs <= 300.00 M MACs, latency_ms <= 80.00 ms``: budgets in display units."""
+    parts = []
+    for name, value in budgets.items():
+        scale, unit = UNITS.get(name, (1.0, ""))
+        parts.append(f"{name} <= {value / scale:.2f} {unit}".rstrip())
+    return ", ".join(parts)
+
+
 def parse_budget(text: str) -> tuple[str, float]:
     """``name=value`` (e.g. ``macs=300e6``) -> (name, value)."""
     name, sep, value = text.partition("=")
@@ -256,6 +265,12 @@ def _run_sweep(
         "Costs are the sum of per-choice costs plus the fixed part; 're-measured' counts the built "
         f"network (network kwargs {json.dumps(network)}).",
     ]
+    if args.latency:
+        where = "measured on this device" if args.latency == "device" else args.latency
+        notes.append(
+            f"Latency: additive per-choice estimate ({where}); choices without an entry are "
+            f"{'excluded' if args.missing == 'exclude' else 'an error'}, never guessed."
+        )
     if cells is not None:
         notes.append(
             "NAS-Bench-201: accuracy = 200-epoch CIFAR-10 test accuracy of the table; the front "

@@ -82,6 +82,17 @@ def read_arch(path: str | Path) -> tuple[int, ...]:
     return space.validate(arch)
 
 
+def generated_under(path: str | Path) -> dict[str, float]:
+    """The budgets an architecture file was generated under (``ddpnas generate --out``), or {}
+    for a search record or a plain architecture."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    budgets = raw.get("budgets") if isinstance(raw, dict) else None
+    return budgets if isinstance(budgets, dict) else {}
+
+
 def _cmd_standin(args: argparse.Namespace) -> None:
     from ddpnas.imagenet import build_standin
 
@@ -166,6 +177,11 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         arch = read_arch(args.arch)
         space = MobileSpace()
         extra = {"kind": "mobile", "arch": space.arch_to_str(arch)}
+        budgets = generated_under(args.arch)
+        if budgets:
+            from ddpnas.generate_cli import budget_text
+
+            extra |= {"kind": f"mobile, generated under {budget_text(budgets)}", "budgets": budgets}
 
         def build() -> torch.nn.Module:
             return space.standalone(arch, num_classes=classes, **stage["network"])
