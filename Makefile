@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 run: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/ddpnas report timing --out results/tables/timing --cores $(CORES)
 	$(BIN)/ddpnas report readme --tables results/tables --readme README.md --config config/config.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report results/report.html
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest

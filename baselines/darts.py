@@ -16,9 +16,9 @@ alone as well. Those statistics are only used when the argmax path is validated 
 Final architecture: on NAS-Bench-201 (and any one-op-per-edge space), the argmax over all ops per
 edge, 'none' included. NAS-Bench-201's DARTS baseline reads it off the same way, which is why DARTS
 collapses to skip/none there. In the DARTS space, the result is the DARTS genotype (two strongest
-non-'none' inputs per node, :func:`~ddpnas.spaces.darts.derive_genotype`). Its arch form runs the
-strongest non-'none' op on each of the 8 kept edges per cell and 'none' on the other 6, so arch and
-genotype describe the same cells. The arch validated each epoch is this same derived arch.
+non-'none' inputs per node, :func:`~ddpnas.spaces.darts_genotype.derive_genotype`). Its arch form
+runs the strongest non-'none' op on each of the 8 kept edges per cell and 'none' on the other 6, so
+arch and genotype describe the same cells. The arch validated each epoch is this same derived arch.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from torch.func import functional_call
 from ddpnas.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.spaces.darts import CELL_EDGES, EDGES, NODE_INPUTS, OPS, DartsSpace, Genotype
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import Genotype
+from ddpnas.spaces.darts_ops import CELL_EDGES, EDGES, NODE_INPUTS, OPS
 from ddpnas.strategies.base import Batch, EpochPlan, StepContext, Strategy, SupernetPath
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -42,9 +42,11 @@ from ddpnas.data import ImageSet, load_cifar10, nb201_split, subset
 from ddpnas.errors import DataError
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.search import epoch_generator
-from ddpnas.spaces.darts import DARTS_V2, DartsSpace
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.train import RetrainConfig, _Retrainer
+from ddpnas.train import _Retrainer
+from ddpnas.train_setup import RetrainConfig
 from ddpnas.utils import device_name
 
 REPO = Path(__file__).resolve().parents[1]

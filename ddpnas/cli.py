@@ -15,7 +15,7 @@ from ddpnas.errors import DDPNASError
 from ddpnas.utils import json_object as _json_arg
 
 if TYPE_CHECKING:
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
 
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -113,7 +113,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
 
 def _cmd_genotype(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import load_runs
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import atomic_write, ensure_writable
 
     ensure_writable(args.out, "--out")
@@ -122,7 +122,7 @@ def _cmd_genotype(args: argparse.Namespace) -> None:
         raise DDPNASError(
             f"{args.record} is a {record['space']} search; only DARTS-space searches have one"
         )
-    text = str(Genotype.parse(record["genotype"])) + "\n"
+    text = json.dumps(Genotype.from_record(record["genotype"]).to_json()) + "\n"
     atomic_write(args.out, lambda tmp: tmp.write_text(text))
 
 
@@ -132,13 +132,10 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     from ddpnas.config import validate
     from ddpnas.config_models import Retrain
     from ddpnas.locations import resolve_cache_dir
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.utils import ensure_writable, exclusive
 
-    try:
-        genotype = Genotype.parse(Path(args.genotype).read_text())
-    except OSError as exc:
-        raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+    genotype = Genotype.read(args.genotype)
     block = validate(_json_arg(args.retrain, "--retrain"), Retrain, where="retrain")
     data = _json_arg(args.data, "--data")
     ensure_writable(args.out_dir, "--out-dir", is_dir=True)
@@ -157,7 +154,8 @@ def _retrain(
     from ddpnas.data import load_cifar10
     from ddpnas.locations import resolve_cache_dir, resolve_data_root
     from ddpnas.spaces.darts import DartsSpace
-    from ddpnas.train import RetrainConfig, retrain
+    from ddpnas.train import retrain
+    from ddpnas.train_setup import RetrainConfig
     from ddpnas.utils import resolve_device
 
     train_set, test_set = load_cifar10(
@@ -236,6 +234,7 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         load_runs,
         write_table,
     )
+    from ddpnas.spaces.darts_genotype import Genotype
 
     _writable_stem(args.out)
     searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
@@ -243,8 +242,9 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
     df = cifar10_rows(searches, retrains)
     notes = [
-        f"**{s['experiment']}** seed {s['seed']}: `{s['genotype']}`; retrained "
-        f"{r['epochs']} epochs on {r['train_images']} images, tested on {r['test_images']}; "
+        f"**{s['experiment']}** seed {s['seed']}: `{Genotype.from_record(s['genotype'])}`; "
+        f"retrained {r['epochs']} epochs on {r['train_images']} images, "
+        f"tested on {r['test_images']}; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in zip(searches, retrains, strict=True)
     ]
@@ -369,6 +369,18 @@ def _cmd_estimate(args: argparse.Namespace) -> None:
     print(estimate_text(estimate(load_config(args.config)), args.config))
 
 
+def _cmd_timing(args: argparse.Namespace) -> None:
+    from ddpnas.report import timing
+    from ddpnas.report.tables import write_table
+
+    jobs = timing.read_benchmarks(args.benchmarks)
+    df = timing.timing_rows(jobs)
+    title = "Where the pipeline's time goes: wall time per rule and experiment"
+    notes = timing.timing_notes(df, timing.span_seconds(jobs), args.cores)
+    write_table(df, timing.timing_display(df), args.out, title, notes=notes)
+    print(f"{args.out}.md: {len(df)} rules/experiments, {df['wall_s'].sum():.0f} s of job time")
+
+
 def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report import readme
     from ddpnas.report.tables import load_runs
@@ -408,11 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     genotype = sub.add_parser("genotype", help="the DARTS genotype of a DARTS-space search record")
     genotype.add_argument("--record", required=True, help="search record (JSON)")
-    genotype.add_argument("--out", required=True, help="genotype text file")
+    genotype.add_argument("--out", required=True, help="genotype file (JSON)")
     genotype.set_defaults(func=_cmd_genotype)
 
     retrain = sub.add_parser("retrain", help="retrain a DARTS genotype from scratch on CIFAR-10")
-    retrain.add_argument("--genotype", required=True, help="genotype text file")
+    retrain.add_argument(
+        "--genotype",
+        required=True,
+        help="genotype file: JSON from 'ddpnas genotype', or DARTS's Genotype(...) text",
+    )
     retrain.add_argument("--retrain", help="the config's retrain block as JSON (network, protocol)")
     retrain.add_argument("--data", help="the config's data block as JSON")
     retrain.add_argument("--seed", type=int, default=0)
@@ -507,6 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
     est = report.add_parser("estimate", help="estimated GPU-hours of a config, per stage")
     est.add_argument("--config", required=True, help="YAML config (e.g. config/paper.yaml)")
     est.set_defaults(func=_cmd_estimate)
+    timing = report.add_parser("timing", help="wall time per rule from Snakemake's benchmarks")
+    timing.add_argument("--benchmarks", default="results/benchmarks", help="benchmark TSV folder")
+    timing.add_argument("--cores", type=int, help="--cores of that run")
+    timing.add_argument("--out", required=True, help="output stem; writes .csv, .md and .tex")
+    timing.set_defaults(func=_cmd_timing)
     readme = report.add_parser("readme", help="regenerate the README's results section")
     readme.add_argument("--tables", default="results/tables", help="folder of *.md tables")
     readme.add_argument("--readme", default="README.md")

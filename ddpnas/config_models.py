@@ -290,7 +290,11 @@ class Generation(Options):
     """One `generate` entry: networks generated from one search record's theta."""
 
     experiment: str = Field(
-        description="Search experiment whose record gives theta (a strategy that logs theta)."
+        description=(
+            "Search experiment whose record gives theta (a strategy that logs theta), or "
+            "imagenet: the mobile-space search of the imagenet block "
+            "(results/imagenet/search/seed<seed>.json)."
+        )
     )
     seed: int | None = Field(
         None,
@@ -320,7 +324,18 @@ class Generation(Options):
     network: dict[str, Any] = Field(
         {},
         description=(
-            "Standalone network keyword arguments (default: the space's, e.g. NB201 C=16 N=5)."
+            "Standalone network keyword arguments (default: the space's, e.g. NB201 C=16 N=5; for "
+            "experiment imagenet: the network imagenet.retrain trains, its width_mult, "
+            "resolution, classes)."
+        ),
+    )
+    retrain: list[Annotated[dict[str, Number], Field(min_length=1)]] = Field(
+        [],
+        description=(
+            "Networks to generate and retrain (experiment imagenet only): one budget map each, on "
+            "top of budgets, e.g. [{macs: 4.0e+8}, {latency_ms: 80}]; each is generated to "
+            "results/generated/<name>/seed<seed>/net<i>.json, retrained under imagenet.retrain "
+            "and listed in results/tables/imagenet.* as generated under its budgets."
         ),
     )
     latency: str | None = Field(
@@ -374,6 +389,7 @@ class Config(Options):
             "the built network; writes results/tables/generation_<name>.{csv,md,tex} and "
             "results/figures/generation_<name>.png. On NAS-Bench-201 the table holds each "
             "generated cell's accuracy and its gap to the benchmark's true accuracy/cost front. "
-            "Name an entry after its space (nb201, mobile)."
+            "Name an entry after its space (nb201, mobile). An entry on the ImageNet search "
+            "(experiment: imagenet) may list networks to retrain."
         ),
     )

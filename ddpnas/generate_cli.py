@@ -19,17 +19,28 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ddpnas.errors import DDPNASError
-from ddpnas.generate import CostTable, Generated, check_problem, generate, sweep
-from ddpnas.spaces import SearchSpace, get_space
 from ddpnas.utils import json_object, write_json
+
+if TYPE_CHECKING:  # torch and scipy load only when the command runs, not for every CLI start
+    from ddpnas.generate import CostTable, Generated
+    from ddpnas.spaces import SearchSpace
 
 #: Display scale and unit of the known resources (others are shown raw).
 UNITS = {"macs": (1e6, "M MACs"), "params": (1e6, "M params"), "latency_ms": (1.0, "ms")}
+
+
+def budget_text(budgets: dict[str, float]) -> str:
+    """``macs <= 300.00 M MACs, latency_ms <= 80.00 ms``: budgets in display units."""
+    parts = []
+    for name, value in budgets.items():
+        scale, unit = UNITS.get(name, (1.0, ""))
+        parts.append(f"{name} <= {value / scale:.2f} {unit}".rstrip())
+    return ", ".join(parts)
 
 
 def parse_budget(text: str) -> tuple[str, float]:
@@ -148,6 +159,9 @@ def _measured(space: SearchSpace | None, gen: Generated | None, network: dict) -
 
 def run(args: argparse.Namespace) -> None:
     """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
+    from ddpnas.generate import check_problem, generate
+    from ddpnas.spaces import get_space
+
     network = json_object(args.network, "--network")
     if args.min_alive < 1:
         raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
@@ -224,6 +238,7 @@ def _run_sweep(
     network: dict,
     source: str,
 ) -> None:
+    from ddpnas.generate import sweep
     from ddpnas.report.generation import all_cell_costs, sweep_display, sweep_figure, sweep_rows
     from ddpnas.report.tables import write_table
 
@@ -250,6 +265,12 @@ def _run_sweep(
         "Costs are the sum of per-choice costs plus the fixed part; 're-measured' counts the built "
         f"network (network kwargs {json.dumps(network)}).",
     ]
+    if args.latency:
+        where = "measured on this device" if args.latency == "device" else args.latency
+        notes.append(
+            f"Latency: additive per-choice estimate ({where}); choices without an entry are "
+            f"{'excluded' if args.missing == 'exclude' else 'an error'}, never guessed."
+        )
     if cells is not None:
         notes.append(
             "NAS-Bench-201: accuracy = 200-epoch CIFAR-10 test accuracy of the table; the front "

@@ -83,6 +83,17 @@ def read_arch(path: str | Path) -> tuple[int, ...]:
     return space.validate(arch)
 
 
+def generated_under(path: str | Path) -> dict[str, float]:
+    """The budgets an architecture file was generated under (``ddpnas generate --out``), or {}
+    for a search record or a plain architecture."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    budgets = raw.get("budgets") if isinstance(raw, dict) else None
+    return budgets if isinstance(budgets, dict) else {}
+
+
 def _cmd_standin(args: argparse.Namespace) -> None:
     from ddpnas.imagenet import build_standin
 
@@ -134,7 +145,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
     from ddpnas.imagenet_train import ImageNetSource, protocol
-    from ddpnas.spaces.darts import Genotype
+    from ddpnas.spaces.darts_genotype import Genotype
     from ddpnas.spaces.mobile import MobileSpace
     from ddpnas.spaces.released import darts_imagenet_network
     from ddpnas.train import retrain
@@ -155,12 +166,9 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     classes = source.num_classes
     if args.genotype:
         stage, default = block["transfer"], "darts_imagenet"
-        try:
-            genotype = Genotype.parse(Path(args.genotype).read_text())
-        except OSError as exc:
-            raise DDPNASError(f"cannot read genotype file {args.genotype}: {exc}") from None
+        genotype = Genotype.read(args.genotype)
         net = dict(stage["network"])
-        extra = {"kind": "cell transferred", "genotype": str(genotype)}
+        extra = {"kind": "cell transferred", "genotype": genotype.to_json()}
 
         def build() -> torch.nn.Module:
             return darts_imagenet_network(genotype, num_classes=classes, **net)
@@ -170,6 +178,11 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         arch = read_arch(args.arch)
         space = MobileSpace()
         extra = {"kind": "mobile", "arch": space.arch_to_str(arch)}
+        budgets = generated_under(args.arch)
+        if budgets:
+            from ddpnas.generate_cli import budget_text
+
+            extra |= {"kind": f"mobile, generated under {budget_text(budgets)}", "budgets": budgets}
 
         def build() -> torch.nn.Module:
             return space.standalone(arch, num_classes=classes, **stage["network"])
@@ -184,6 +197,13 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     )
 
 
+def _retrained(result: dict[str, Any]) -> str:
+    """What a retrain trained, for the notes: the mobile arch, or the genotype DARTS-style."""
+    from ddpnas.spaces.darts_genotype import Genotype
+
+    return result["arch"] if "arch" in result else str(Genotype.from_record(result["genotype"]))
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
     from ddpnas.report.tables import RETRAIN_KEYS, load_runs, write_table
@@ -194,7 +214,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     pairs = list(zip(searches, retrains, strict=True))
     notes = [
         f"**{s['experiment']}** seed {s['seed']} ({r['kind']}, protocol {r['protocol']}, "
-        f"{r['epochs']} epochs): `{r.get('arch') or r.get('genotype')}`; "
+        f"{r['epochs']} epochs): `{_retrained(r)}`; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in pairs
     ]
@@ -240,7 +260,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     common(retrain)
     what = retrain.add_mutually_exclusive_group(required=True)
     what.add_argument("--arch", help="search record, {'arch': ...} JSON, or canonical string file")
-    what.add_argument("--genotype", help="DARTS genotype file (the transfer setting)")
+    what.add_argument(
+        "--genotype",
+        help="DARTS genotype file, JSON or Genotype(...) text (the transfer setting)",
+    )
     retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
     retrain.set_defaults(func=_cmd_retrain)
 

@@ -32,7 +32,7 @@ from ddpnas.imagenet import (
     targets,
     train_transform,
 )
-from ddpnas.train import RetrainConfig
+from ddpnas.train_setup import RetrainConfig
 
 SPLIT_SEED = 0  # ProxylessNAS's randperm seed for the held-out split; independent of run seeds
 

@@ -20,7 +20,7 @@ import yaml
 from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
 from ddpnas.cli import main
-from ddpnas.spaces.darts import DARTS_V2
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.utils import exclusive, save_checkpoint, write_json
 
 CI = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
@@ -108,6 +108,10 @@ CASES = {
         ["budget_seconds: null", "max_epochs"]),
     "genotype-empty-record": Case(lambda t: ["genotype", "--record", EMPTY, "--out", "g.txt"],
                                   [EMPTY, "missing experiment"], ["g.txt"]),
+    "genotype-file-broken-json": Case(
+        lambda t: ["retrain", "--genotype", "cell.json", "--out-dir", "run"],
+        ["cell.json", "not valid JSON", "ddpnas genotype"], ["run"],
+        lambda t, m: (t / "cell.json").write_text('{"normal": [["sep_conv_3x3", 0]')),
     "nb201-table-empty-record": Case(
         lambda t: ["report", "nb201-table", "--runs", EMPTY, "--out", "tab", "--bench",
                    str(NB201_TABLE)],

@@ -18,7 +18,9 @@ from baselines.darts import DARTS, first_order_grad, genotype_arch, unrolled_gra
 from ddpnas.data import ImageSet
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.search import SearchOutcome, run_search
-from ddpnas.spaces.darts import NODE_INPUTS, OPS, DartsSpace, derive_genotype
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import derive_genotype
+from ddpnas.spaces.darts_ops import NODE_INPUTS, OPS
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies.base import Batch, SupernetPath
 
@@ -304,7 +306,7 @@ def test_darts_space_result_and_genotype_agree(none_wins: bool) -> None:
     genotype, arch = strategy.genotype(), strategy.result()
     theta = F.softmax(alpha.double(), dim=-1).numpy()
     assert genotype == derive_genotype(theta, np.ones((28, 8), dtype=bool))
-    assert str(genotype) == space.derived(arch, *strategy.preferences())["genotype"]
+    assert genotype.to_json() == space.derived(arch, *strategy.preferences())["genotype"]
     assert arch == genotype_arch(genotype)
     assert strategy.propose(np.random.default_rng(0)).evaluate == [arch]
     for c, pairs in enumerate((genotype.normal, genotype.reduce)):

@@ -1,28 +1,20 @@
-"""DARTS space: arch and genotype strings, genotype derivation, the published parameter counts, the
-single-path and mixed supernet forwards against each other and standalone nets, and the retraining
-network."""
+"""DARTS space: arch strings, the published parameter counts, the single-path and mixed supernet
+forwards against each other and standalone nets, and the retraining network (genotypes:
+test_darts_genotype.py)."""
 
 from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 import torch
 
 from ddpnas.errors import ArchError
 from ddpnas.spaces import get_space
 from ddpnas.spaces.costs import count_flops, count_params
-from ddpnas.spaces.darts import (
-    DARTS_V1,
-    DARTS_V2,
-    EDGES,
-    OPS,
-    DartsSpace,
-    FactorizedReduce,
-    Genotype,
-    derive_genotype,
-)
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import DARTS_V1, DARTS_V2
+from ddpnas.spaces.darts_ops import EDGES, OPS, FactorizedReduce
 
 SPACE = DartsSpace()
 E, K = len(EDGES), len(OPS)
@@ -119,123 +111,6 @@ def test_bad_vectors_rejected(arch: tuple[int, ...]) -> None:
         SPACE.arch_to_str(arch)
     with pytest.raises(ArchError):
         SPACE.supernet(C=2, layers=1)(torch.zeros(1, 3, 8, 8), arch)
-
-
-# ------------------------------------------------------------------------------------- genotypes
-
-
-def test_genotype_string_is_darts_notation_and_round_trips() -> None:
-    text = str(DARTS_V2)
-    assert text == repr(DARTS_V2)
-    assert text == (
-        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-        "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
-        "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-        "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-        "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
-        "reduce_concat=[2, 3, 4, 5])"
-    )
-    for genotype in (DARTS_V1, DARTS_V2):
-        parsed = Genotype.parse(str(genotype))
-        assert parsed == genotype
-        assert str(parsed) == str(genotype)
-    # DARTS's search logs print the concat as a range.
-    logged = str(DARTS_V1).replace("[2, 3, 4, 5]", "range(2, 6)")
-    assert Genotype.parse(logged) == DARTS_V1
-
-
-@pytest.mark.parametrize(
-    ("text", "why"),
-    [
-        ("__import__('os').system('echo pwned')", "one call 'Genotype(...)'"),
-        (str(DARTS_V2).replace("[2, 3, 4, 5]", "__import__('os').getcwd()", 1), "not a literal"),
-        (str(DARTS_V2).replace("dil_conv_3x3", "conv_7x1_1x7"), "conv_7x1_1x7"),
-        (str(DARTS_V2).replace("('skip_connect', 0)", "('none', 0)", 1), "'none'"),
-        (str(DARTS_V2).replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "node 5"),
-        (str(DARTS_V2).replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', '2')"), "'2'"),
-        (str(DARTS_V2).replace(", ('dil_conv_3x3', 2)", ""), "got 7"),
-        (str(DARTS_V2).replace("('dil_conv_3x3', 2)", "'dil_conv_3x3'"), "not an (op, input)"),
-        (str(DARTS_V2).replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 2]"), "distinct"),
-        (str(DARTS_V2).replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 9]"), "distinct"),
-        (str(DARTS_V2).replace("normal_concat=[2, 3, 4, 5]", "normal_concat=5"), "normal_concat"),
-        (str(DARTS_V2).replace(", reduce_concat=[2, 3, 4, 5]", ""), "missing ['reduce_concat']"),
-        (str(DARTS_V2).replace("reduce_concat", "reduction_concat"), "reduction_concat"),
-        (str(DARTS_V2).replace("normal=", "", 1), "by name"),
-        ("Genotype(normal=[", "not a Genotype(...) expression"),
-        ("", "not a Genotype(...) expression"),
-        ("Genotyp" + str(DARTS_V2)[8:], "one call"),
-    ],
-)
-def test_bad_genotype_strings_are_rejected_without_eval(text: str, why: str) -> None:
-    with pytest.raises(ArchError) as info:
-        Genotype.parse(text)
-    assert why in str(info.value)
-
-
-def _theta_for(genotype: Genotype) -> np.ndarray:
-    """A theta whose derivation is ``genotype``: 'none' strongest everywhere (so it must be
-    ignored), the genotype's ops next, in the genotype's pair order, all else weaker."""
-    theta = np.full((E, K), 0.1)
-    theta[:, 0] = 1.0
-    for c, pairs in enumerate((genotype.normal, genotype.reduce)):
-        for p, (op, j) in enumerate(pairs):
-            node = p // 2
-            edge = 14 * c + node * (node + 3) // 2 + j
-            theta[edge, OPS.index(op)] = 0.9 - 0.1 * (p % 2)
-    return theta
-
-
-def test_derive_genotype_recovers_darts_genotypes() -> None:
-    for genotype in (DARTS_V1, DARTS_V2):
-        assert derive_genotype(_theta_for(genotype), np.ones((E, K), dtype=bool)) == genotype
-    assert SPACE.derive_genotype(_theta_for(DARTS_V2), np.ones((E, K), dtype=bool)) == DARTS_V2
-
-
-def test_derive_genotype_respects_the_mask_and_ties() -> None:
-    theta = np.full((E, K), 0.05)
-    mask = np.ones((E, K), dtype=bool)
-    # Normal node 2 (edges 0: 2<-0 and 1: 2<-1): both edges always kept; ops by surviving theta.
-    theta[0, 4], theta[0, 5] = 0.6, 0.5
-    mask[0, 4] = False  # pruned: sep_conv_5x5 (0.5) is the best survivor
-    theta[1, 6] = 0.7
-    # Normal node 3 (edges 2, 3, 4 from nodes 0, 1, 2): edge 2 has only 'none' left.
-    mask[2, 1:] = False
-    theta[2, 0] = 0.99
-    theta[3, 2] = 0.3
-    theta[4, 3] = 0.4
-    # Reduce node 5 (edges 23..27 from nodes 0..4): a tie between inputs 1 and 3, and a tie
-    # between two ops on input 1 (max_pool_3x3 wins: lower index).
-    theta[24, 1] = theta[24, 2] = 0.8
-    theta[26, 7] = 0.8
-    genotype = derive_genotype(theta, mask)
-    assert genotype.normal[:4] == (
-        ("dil_conv_3x3", 1),
-        ("sep_conv_5x5", 0),
-        ("skip_connect", 2),
-        ("avg_pool_3x3", 1),
-    )
-    assert genotype.reduce[6:] == (("max_pool_3x3", 1), ("dil_conv_5x5", 3))
-    assert genotype.normal_concat == genotype.reduce_concat == (2, 3, 4, 5)
-    # A single surviving op per edge (the end of DDPNAS's pruning) is that edge's op.
-    one = np.zeros((E, K), dtype=bool)
-    one[np.arange(E), [1 + e % 7 for e in range(E)]] = True
-    assert derive_genotype(np.random.default_rng(0).random((E, K)), one).normal[:2] in (
-        (("max_pool_3x3", 0), ("avg_pool_3x3", 1)),
-        (("avg_pool_3x3", 1), ("max_pool_3x3", 0)),
-    )
-
-
-def test_derive_genotype_errors() -> None:
-    theta = np.full((E, K), 1 / K)
-    mask = np.ones((E, K), dtype=bool)
-    mask[15, 1:] = False  # reduce node 2 keeps only edge 2<-0
-    with pytest.raises(ArchError, match="node 2 of the reduce cell has 1 incoming"):
-        derive_genotype(theta, mask)
-    with pytest.raises(ArchError, match=r"\(28, 8\)"):
-        derive_genotype(theta[:14], mask[:14])
-    theta[0, 3] = np.nan
-    with pytest.raises(ArchError, match="non-finite"):
-        derive_genotype(theta, np.ones((E, K), dtype=bool))
 
 
 # --------------------------------------------------------------------------------------- costs

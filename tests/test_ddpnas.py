@@ -214,7 +214,8 @@ def test_preferences_rank_pruned_ops_by_how_long_they_survived() -> None:
 
 def test_darts_genotype_even_when_none_survives_everywhere() -> None:
     """Every edge ends on 'none'; the genotype takes each node's longest-surviving real ops."""
-    from ddpnas.spaces.darts import DartsSpace, Genotype
+    from ddpnas.spaces.darts import DartsSpace
+    from ddpnas.spaces.darts_genotype import Genotype
 
     space = DartsSpace()
     strategy = DDPNAS(space)
@@ -225,5 +226,7 @@ def test_darts_genotype_even_when_none_survives_everywhere() -> None:
         assert dist.prune() == [op] * 28
         assert dist.pruned_at[0, op] == step
     assert strategy.done() and set(strategy.result()) == {0}
-    genotype = Genotype.parse(space.derived(strategy.result(), *strategy.preferences())["genotype"])
+    genotype = Genotype.from_json(
+        space.derived(strategy.result(), *strategy.preferences())["genotype"]
+    )
     assert [op for op, _ in genotype.normal + genotype.reduce] == ["sep_conv_3x3"] * 16

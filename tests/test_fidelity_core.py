@@ -33,11 +33,13 @@ from ddpnas.report.tables import (
     nb201_rows,
 )
 from ddpnas.search import run_search
-from ddpnas.spaces.darts import CELL_EDGES, OPS, DartsSpace, Genotype
+from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts_genotype import Genotype
+from ddpnas.spaces.darts_ops import CELL_EDGES, OPS
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
 from ddpnas.strategies.base import StepContext
-from ddpnas.train import sync_batchnorm
+from ddpnas.train_setup import sync_batchnorm
 
 # Node 5 of a DARTS cell has inputs 0..4 on edges 9..13; edge 13 is 5 <- 4.
 LAST_EDGE_OF_NODE_5 = 13
@@ -136,8 +138,8 @@ def _key_edge_means(space: DartsSpace) -> np.ndarray:
     return mu
 
 
-def _node_5_inputs(genotype: str) -> list[list[int]]:
-    parsed = Genotype.parse(genotype)
+def _node_5_inputs(genotype: dict) -> list[list[int]]:
+    parsed = Genotype.from_json(genotype)
     return [[j for _, j in cell[6:8]] for cell in (parsed.normal, parsed.reduce)]
 
 

@@ -32,8 +32,10 @@ from ddpnas.imagenet import (
 )
 from ddpnas.imagenet_cli import read_arch
 from ddpnas.imagenet_train import PROTOCOLS, ImageNetSource, protocol, search_sets
+from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.mobile import MobileSpace
-from ddpnas.train import RetrainConfig, _param_groups, retrain
+from ddpnas.train import retrain
+from ddpnas.train_setup import RetrainConfig, param_groups
 from tests.conftest import CIFAR_ZIP, REPO, require
 
 SPACE = MobileSpace()
@@ -157,11 +159,11 @@ def test_published_protocols() -> None:
 def test_no_weight_decay_on_batch_norm() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
     net(torch.zeros(1, 3, 5, 5))
-    groups = _param_groups(net, PROTOCOLS["ddpnas_v1"])
+    groups = param_groups(net, PROTOCOLS["ddpnas_v1"])
     bn = {id(p) for p in net[1].parameters()}
     assert {id(p) for p in groups[1]["params"]} == bn and groups[1]["weight_decay"] == 0.0
     assert not bn & {id(p) for p in groups[0]["params"]}
-    assert len(_param_groups(net, RetrainConfig())) == 1
+    assert len(param_groups(net, RetrainConfig())) == 1
 
 
 @pytest.mark.parametrize(("gpu_decode", "workers"), [(False, 1), (True, 0)])
@@ -244,9 +246,11 @@ def test_cli_standin_search_retrain_transfer_table(
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == record["arch"] and result["kind"] == "mobile"
     genotype = tmp_path / "g.txt"
-    genotype.write_text(str(__import__("ddpnas.spaces.darts").spaces.darts.DARTS_V2))
+    genotype.write_text(str(DARTS_V2))
     assert main(["imagenet", "retrain", *args, "--genotype", str(genotype),
                  "--out-dir", str(tmp_path / "tr")]) == 0  # fmt: skip
+    transfer = json.loads((tmp_path / "tr" / "result.json").read_text())
+    assert transfer["genotype"] == DARTS_V2.to_json()  # DARTS's text read, JSON stored
     table = tmp_path / "imagenet"
     rows = [str(tmp_path / "s.json")] * 2
     retrains = [str(out / "result.json"), str(tmp_path / "tr" / "result.json")]
@@ -254,6 +258,7 @@ def test_cli_standin_search_retrain_transfer_table(
                  "--out", str(table)]) == 0  # fmt: skip
     md = table.with_suffix(".md").read_text()
     assert md.count("stand-in: 10 CIFAR-10 classes") == 2 and "74.3" in md and "75.2" in md
+    assert f"`{DARTS_V2}`" in md  # the notes print the genotype as DARTS does
     assert table.with_suffix(".csv").exists() and table.with_suffix(".tex").exists()
     capsys.readouterr()
     assert main(["imagenet", "search", "--block", json.dumps({"enabled": True}),

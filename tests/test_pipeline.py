@@ -18,6 +18,7 @@ from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, requi
 
 from ddpnas.cli import main
 from ddpnas.evaluate import TabularEvaluator
+from ddpnas.spaces.darts_genotype import Genotype
 from ddpnas.spaces.nb201 import NB201Space
 
 
@@ -218,9 +219,9 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     assert row["test_error"] == pytest.approx(100 * (1 - retrain["test_acc"]))
     assert row["scale"].startswith("small-scale") and "CPU" in row["scale"]
     assert retrain["epochs"] == 1 and retrain["train_images"] == 64
-    genotype = (results / "genotypes" / "darts-ddpnas" / "seed0.txt").read_text()
+    genotype = json.loads((results / "genotypes" / "darts-ddpnas" / "seed0.txt").read_text())
     record = json.loads((results / "search" / "darts-ddpnas" / "seed0.json").read_text())
-    assert genotype.strip() == record["genotype"]
+    assert Genotype.from_json(genotype).to_json() == record["genotype"] == genotype
     assert "DDPNAS" in set(c10_table["method"]) and "DARTS (second order)" in set(
         c10_table["method"]
     )

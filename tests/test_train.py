@@ -21,7 +21,8 @@ from torch import nn
 
 from ddpnas.data import ImageSet, iterate_batches
 from ddpnas.errors import ConfigError, DDPNASError
-from ddpnas.train import METRICS_COLUMNS, RetrainConfig, cutout, drop_path_schedule, retrain
+from ddpnas.train import METRICS_COLUMNS, retrain
+from ddpnas.train_setup import RetrainConfig, cutout, drop_path_schedule
 
 TESTS = Path(__file__).resolve().parent
 NUM_CLASSES = 4

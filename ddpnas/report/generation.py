@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ddpnas.generate import CostTable, Generated
+from ddpnas.latency import RESOURCE
 from ddpnas.nasbench import NB201Bench
 from ddpnas.report.plots import STYLE
 from ddpnas.spaces.base import SearchSpace
@@ -87,6 +88,8 @@ def sweep_display(df: pd.DataFrame, resource: str, scale: float, unit: str) -> p
         if col in df:
             head = f"{resource} ({unit})" if col == resource else f"re-measured ({unit})"
             out[head] = df[col].map(lambda v: _num(v, scale))
+    if resource != RESOURCE and RESOURCE in df:
+        out["Latency (ms, additive)"] = df[RESOURCE].map(_num)
     if "front_acc" in df:
         out["C10 test acc"] = df.get("acc", pd.Series(np.nan, index=df.index)).map(_num)
         out["Front acc (within budget)"] = df["front_acc"].map(_num)

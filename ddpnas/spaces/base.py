@@ -100,7 +100,7 @@ class SearchSpace(ABC):
                 )
         return arch
 
-    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, str]:
+    def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """Extra final forms of a search result for the record (e.g. the DARTS genotype)."""
         return {}
 

@@ -8,8 +8,8 @@
 - :func:`darts_imagenet_network`: the DARTS-space ImageNet network (14 cells, C=48, ImageNet stems,
   reductions at cells 4 and 9, auxiliary head after cell 9, pool 7 -> dropout -> FC, BN eps 1e-3,
   a BN after every pooling op as in DDPNAS's pt.darts-derived code) built from
-  :mod:`ddpnas.spaces.darts`'s cells; :data:`DDPNAS_DARTS_IMAGENET` is DDPNAS's released genotype
-  (4,506,592 params without the auxiliary head, published 4.51 M).
+  :mod:`ddpnas.spaces.darts_eval`'s cells; :data:`DDPNAS_DARTS_IMAGENET` is DDPNAS's released
+  genotype (4,506,592 params without the auxiliary head, published 4.51 M).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.darts import EvalCell, Genotype, _reduction_layers
+from ddpnas.spaces.darts_eval import EvalCell
+from ddpnas.spaces.darts_genotype import Genotype
+from ddpnas.spaces.darts_ops import reduction_layers
 from ddpnas.spaces.mobile_ops import BNArgs, Logits, MBBlock, conv_bn
 
 # ProxylessNAS-GPU blocks: (c_in, c_out, stride, kernel, expand, residual); None = a Zero block,
@@ -142,7 +144,7 @@ class AuxiliaryHeadImageNet(nn.Module):
 
 class NetworkImageNet(nn.Module):
     """DARTS's ImageNet evaluation network; ``forward(x)`` returns ``(logits, aux_logits)`` like
-    :class:`~ddpnas.spaces.darts.NetworkCIFAR`, so the same retraining loop drives both."""
+    :class:`~ddpnas.spaces.darts_eval.NetworkCIFAR`, so the same retraining loop drives both."""
 
     def __init__(
         self,
@@ -173,7 +175,7 @@ class NetworkImageNet(nn.Module):
         reduction_prev = True
         c_aux = c_prev
         for i in range(layers):
-            reduction = i in _reduction_layers(layers)
+            reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
             pairs, concat = (

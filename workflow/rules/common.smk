@@ -94,11 +94,15 @@ def theta_figures():
     ]
 
 
-def figure_seed(wildcards):
-    """The configured figure seed when the experiment runs it, else its first seed."""
-    seeds = config["searches"][wildcards.exp]["seeds"]
+def preferred_seed(seeds):
+    """The configured figure seed when it is one of ``seeds``, else the first of them."""
     wanted = config["report"]["figure_seed"]
     return wanted if wanted in seeds else seeds[0]
+
+
+def figure_seed(wildcards):
+    """The figure seed of an experiment (see preferred_seed)."""
+    return preferred_seed(config["searches"][wildcards.exp]["seeds"])
 
 
 def trains(wildcards):

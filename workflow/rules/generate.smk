@@ -1,6 +1,7 @@
 # Stage 7: constraint-aware generation. One job per `generate:` entry: networks generated from the
-# theta of one search record for a sweep of budgets (any space implementing choice_costs: nb201
-# now, the mobile space once it is configured), as a table and a figure.
+# theta of one search record for a sweep of budgets (any space implementing choice_costs: nb201,
+# and the mobile space of the ImageNet search), as a table and a figure; and one job per network
+# of an entry's `retrain:` list (arch.json, retrained by the ImageNet stage's imagenet_retrain).
 include: "generate_common.smk"
 
 
@@ -35,3 +36,26 @@ rule generation:
     shell:
         "ddpnas generate --record {input} {params.args} --data {params.data:q}"
         " --table {params.stem} --figure {output.figure} > {log} 2>&1"
+
+
+rule generate_network:
+    input:
+        generated_net_record,
+    output:
+        "results/generated/{name}/seed{seed}/net{i}.json",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/generated/{name}/seed{seed}/net{i}.log",
+    benchmark:
+        "results/benchmarks/generated/{name}/seed{seed}/net{i}.tsv"
+    wildcard_constraints:
+        name=r"[^/.]+",
+        seed=r"\d+",
+        i=r"\d+",
+    params:
+        args=generated_net_args,
+        data=json.dumps(config["data"]),
+    shell:
+        "ddpnas generate --record {input} {params.args} --data {params.data:q}"
+        " --out {output} > {log} 2>&1"

@@ -1,6 +1,7 @@
-# ImageNet stage: (stand-in) -> mobile-space search -> retrain the searched network; DARTS-space
-# cells transferred to ImageNet; results/tables/imagenet.*. Rules only call `ddpnas imagenet`.
-# A generated architecture (arch.json) can be retrained with the same command (--arch FILE).
+# ImageNet stage: (stand-in) -> mobile-space search -> retrain the searched network (net "mobile")
+# and the networks generated from its theta for budgets (net "<entry>-net<i>", generate.smk);
+# DARTS-space cells transferred to ImageNet; results/tables/imagenet.*. Rules only call
+# `ddpnas imagenet` (a generated arch.json is retrained like the searched record, --arch FILE).
 include: "imagenet_common.smk"
 
 
@@ -54,22 +55,23 @@ rule imagenet_search:
 rule imagenet_retrain:
     input:
         root=imagenet_root_input(),
-        arch="results/imagenet/search/seed{seed}.json",
+        arch=imagenet_arch,
     output:
-        result="results/imagenet/retrain/mobile/seed{seed}/result.json",
-        metrics="results/imagenet/retrain/mobile/seed{seed}/metrics.csv",
+        result="results/imagenet/retrain/{net}/seed{seed}/result.json",
+        metrics="results/imagenet/retrain/{net}/seed{seed}/metrics.csv",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/imagenet/retrain/seed{seed}.log",
+        "results/logs/imagenet/retrain/{net}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/imagenet/retrain/seed{seed}.tsv"
+        "results/benchmarks/imagenet/retrain/{net}/seed{seed}.tsv"
     wildcard_constraints:
+        net=r"mobile|[^/]+-net\d+",
         seed=r"\d+",
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        out_dir="results/imagenet/retrain/mobile/seed{seed}",
+        out_dir="results/imagenet/retrain/{net}/seed{seed}",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -111,8 +113,8 @@ rule imagenet_transfer:
 
 rule imagenet_table:
     input:
-        searches=[s for s, _ in imagenet_pairs()],
-        retrains=[r for _, r in imagenet_pairs()],
+        searches=lambda w: [s for s, _ in imagenet_pairs()],
+        retrains=lambda w: [r for _, r in imagenet_pairs()],
     output:
         csv="results/tables/imagenet.csv",
         md=report("results/tables/imagenet.md", category="Tables", labels={"table": "ImageNet"}),

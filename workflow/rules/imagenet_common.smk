@@ -3,10 +3,15 @@ import os
 
 IMAGENET = config.get("imagenet", {})
 STANDIN_DIR = "results/imagenet/standin"
+STANDIN_CLASSES = 10  # CIFAR-10's (ddpnas.imagenet.CIFAR_WNIDS); ImageNet's 1000 otherwise
 
 
 def imagenet_on():
     return IMAGENET.get("enabled", False)
+
+
+def imagenet_classes():
+    return STANDIN_CLASSES if IMAGENET.get("standin", {}).get("enabled", True) else 1000
 
 
 def imagenet_root_input():
@@ -23,6 +28,15 @@ def cifar_zip():
     return os.path.join(root, "cifar10-jpeg.zip")
 
 
+def imagenet_arch(wildcards):
+    """Architecture file of a retrained mobile network: the search record ("mobile") or the
+    network generated from its theta ("<entry>-net<i>", rule generate_network)."""
+    if wildcards.net == "mobile":
+        return f"results/imagenet/search/seed{wildcards.seed}.json"
+    name, i = wildcards.net.rsplit("-net", 1)
+    return f"results/generated/{name}/seed{wildcards.seed}/net{i}.json"
+
+
 def imagenet_pairs():
     """(search record, retrain result) of every ImageNet row of ours."""
     if not imagenet_on():
@@ -36,6 +50,13 @@ def imagenet_pairs():
                     f"results/imagenet/retrain/mobile/seed{seed}/result.json",
                 )
             )
+    for name, i, seed in generated_networks():
+        pairs.append(
+            (
+                f"results/imagenet/search/seed{seed}.json",
+                f"results/imagenet/retrain/{name}-net{i}/seed{seed}/result.json",
+            )
+        )
     for name in IMAGENET.get("transfer", {}).get("searches", []):
         spec = config["searches"].get(name)
         if spec is None or spec["space"] != "darts":
