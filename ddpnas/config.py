@@ -14,13 +14,14 @@ import yaml
 from ddpnas.config_models import Config, Search
 from ddpnas.errors import ConfigError
 from ddpnas.options import Options
-from ddpnas.registry import spaces, strategies
+from ddpnas.registry import registered
 from ddpnas.schema import SCHEMA_FILE, model_schema
 
 
 @cache
-def _validator(model: type[Options], registered: tuple[str, ...]) -> jsonschema.protocols.Validator:
-    """Validator of a model's schema (``registered``: the registry's names it was built from)."""
+def _validator(model: type[Options], names: Any) -> jsonschema.protocols.Validator:
+    """Validator of a model's schema, built once per set of registered ``names`` (a search
+    block's schema lists them; building it imports the built-ins, so the key may change once)."""
     schema = model_schema(model)
     return jsonschema.validators.validator_for(schema)(schema)
 
@@ -49,9 +50,8 @@ def _fail(lines: list[str], where: str) -> ConfigError:
 def validate(instance: Any, model: type[Options] = Config, where: str = "config") -> dict[str, Any]:
     """Validate against ``model``'s schema, then return the block with its defaults filled in;
     raise ConfigError naming every offending key."""
-    registered = (*strategies(), *spaces())
     errors = sorted(
-        _validator(model, registered).iter_errors(instance), key=lambda e: list(e.absolute_path)
+        _validator(model, registered()).iter_errors(instance), key=lambda e: list(e.absolute_path)
     )
     if errors:
         raise _fail([_describe(e, where) for e in errors], where)

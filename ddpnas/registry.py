@@ -36,7 +36,11 @@ P = TypeVar("P", bound="type[SearchSpace]")
 
 def _register(table: dict, cls: type, kind: str) -> None:
     known = table.get(cls.name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
+    same = known is not None and (known.__module__, known.__qualname__) == (
+        cls.__module__,
+        cls.__qualname__,
+    )
+    if known is not None and not same:
         raise ValueError(
             f"{kind} name {cls.name!r} is taken by {known.__module__}.{known.__name__}"
         )
@@ -73,6 +77,11 @@ def _ordered(table: dict[str, type]) -> dict[str, type]:
         return BUILTIN_MODULES.index(module) if module in BUILTIN_MODULES else len(BUILTIN_MODULES)
 
     return dict(sorted(table.items(), key=lambda item: rank(item[1])))
+
+
+def registered() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names registered so far (strategies, spaces), without importing the built-ins."""
+    return tuple(_STRATEGIES), tuple(_SPACES)
 
 
 def strategies() -> dict[str, type[Strategy]]:
