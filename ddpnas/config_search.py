@@ -6,8 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SerializeAsAny, ValidationInfo, WithJsonSchema, field_validator
-from pydantic import model_validator as after_model
+from pydantic import (
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import JsonDict
 
 from ddpnas.options import Number, Options, UniqueList, Unset, absent, block
@@ -147,16 +153,13 @@ class Search(Options):
     )
     train: Train = block()
 
-    @field_validator("space")
+    @field_validator("space", "strategy")
     @classmethod
-    def _known_space(cls, name: str) -> str:
-        space_class(name)
-        return name
-
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, name: str) -> str:
-        get_strategy(name)
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        try:
+            (space_class if info.field_name == "space" else get_strategy)(name)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
         return name
 
     @field_validator("strategy_args", mode="before")
@@ -173,7 +176,7 @@ class Search(Options):
             return value
         return space_class(info.data["space"]).Options.model_validate(value)
 
-    @after_model(mode="after")
+    @model_validator(mode="after")
     def _mode_fits(self) -> Search:
         for kind, cls in (
             ("strategy", get_strategy(self.strategy)),

@@ -109,7 +109,10 @@ def config_schema() -> dict[str, Any]:
 
 def render() -> str:
     """The schema file's text."""
-    head = f"# Generated from ddpnas/config_models.py by: {REGENERATE}\n# Do not edit by hand.\n"
+    head = (
+        "# Generated from the typed config (ddpnas/config_models.py and the Options models of the\n"
+        f"# registered strategies and spaces) by: {REGENERATE}\n# Do not edit by hand.\n"
+    )
     return head + yaml.safe_dump(config_schema(), sort_keys=False, width=96, allow_unicode=True)
 
 
