@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pydantic
 import yaml
+from pydantic_core import ErrorDetails
 
 from ddpnas.config_models import Config, Search
 from ddpnas.errors import ConfigError
@@ -38,6 +39,13 @@ def _describe(error: jsonschema.ValidationError, where: str) -> str:
     return f"{key}: {error.message}"
 
 
+def _describe_model(error: ErrorDetails, where: str) -> str:
+    key = ".".join(map(str, (where, *error["loc"])))
+    if error["type"] == "value_error":  # a validator's own words, without pydantic's prefix
+        return f"{key}: {error['ctx']['error']}"
+    return f"{key}: {error['msg']}"
+
+
 def _fail(lines: list[str], where: str) -> ConfigError:
     if len(lines) == 1:
         return ConfigError(f"{lines[0]}; fix it (schema: {SCHEMA_FILE})")
@@ -57,9 +65,8 @@ def validate(instance: Any, model: type[Options] = Config, where: str = "config"
         raise _fail([_describe(e, where) for e in errors], where)
     try:
         return model.model_validate(instance).model_dump()
-    except pydantic.ValidationError as exc:  # a rule the schema cannot say (none today)
-        lines = [f"{'.'.join(map(str, (where, *e['loc'])))}: {e['msg']}" for e in exc.errors()]
-        raise _fail(lines, where) from None
+    except pydantic.ValidationError as exc:  # a rule the schema does not say
+        raise _fail([_describe_model(e, where) for e in exc.errors()], where) from None
 
 
 def validate_search(spec: Any, name: str = "search") -> dict[str, Any]:

@@ -177,13 +177,21 @@ class Search(Options):
         return space_class(info.data["space"]).Options.model_validate(value)
 
     @model_validator(mode="after")
-    def _mode_fits(self) -> Search:
-        for kind, cls in (
-            ("strategy", get_strategy(self.strategy)),
-            ("space", space_class(self.space)),
-        ):
+    def _fits(self) -> Search:
+        strategy, space = get_strategy(self.strategy), space_class(self.space)
+        for kind, cls in (("strategy", strategy), ("space", space)):
             if self.mode not in cls.modes:
                 raise ValueError(
                     f"{kind} {cls.name} runs in mode(s) {', '.join(cls.modes)}, not {self.mode}"
                 )
+        if strategy.mixed_ops and not space.mixed_ops:
+            others = [
+                name
+                for name, cls in strategies().items()
+                if not cls.mixed_ops and set(cls.modes) & set(space.modes)
+            ]
+            raise ValueError(
+                f"{strategy.name}'s mixed ops do not fit the {space.name} space "
+                f"({space.why_no_mixed_ops}); use {', '.join(others)} there"
+            )
         return self

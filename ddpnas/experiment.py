@@ -192,11 +192,6 @@ def search_record(
     spec = validate_search(spec, name)
     data = data or {}
     strategy_cls = get_strategy(spec["strategy"])
-    if spec["strategy"] == "darts" and spec["space"] == "mobile":
-        raise ConfigError(
-            f"searches.{name}: DARTS's mixed ops do not fit the mobile space (its 'zero' layers "
-            "are skipped, not computed); use ddpnas, enas or rsps there"
-        )
     if supernet_out is not None and spec["mode"] != "weight_sharing":
         raise ConfigError(f"searches.{name} runs in {spec['mode']} mode: it has no supernet")
     if threads:

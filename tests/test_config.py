@@ -85,6 +85,10 @@ def test_cli_rejects_bad_config_before_any_work(tmp_path: Path, capsys) -> None:
             {"strategy": "darts", "mode": "weight_sharing", "strategy_args": {"pruning_step": 3}},
             "pruning_step",
         ),
+        (
+            {"space": "mobile", "strategy": "darts", "mode": "weight_sharing"},
+            r"darts's mixed ops do not fit the mobile space .*; use ddpnas, enas, rsps there",
+        ),
     ],
 )
 def test_combinations_that_make_no_sense_are_rejected(change: dict, named: str) -> None:

@@ -69,6 +69,10 @@ class SearchSpace(ABC):
     Options: ClassVar[type[Options]] = Options
     #: Evaluation modes a search in this space can use (tabular needs a benchmark table).
     modes: ClassVar[tuple[str, ...]] = ("weight_sharing",)
+    #: Whether its supernet computes DARTS's mixed ops (given an E x K tensor of op weights).
+    mixed_ops: ClassVar[bool] = True
+    #: Why not, said to whoever pairs it with a mixed-op strategy.
+    why_no_mixed_ops: ClassVar[str] = ""
 
     @property
     def num_edges(self) -> int:

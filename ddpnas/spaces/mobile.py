@@ -224,6 +224,8 @@ class MobileSpace(SearchSpace):
     ops = OPS
     edges = EDGES
     Options = MobileOptions
+    mixed_ops = False
+    why_no_mixed_ops = "its 'zero' layers are skipped, not computed"
 
     def edge_ops(self, edge: int) -> tuple[str, ...]:
         """The 7 real op names of one layer (the seventh is ``zero`` or ``3x3_MBConv1``)."""

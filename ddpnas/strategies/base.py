@@ -128,6 +128,9 @@ class Strategy(ABC):
     #: Whether ``snapshot()`` logs a ``theta`` (E x K op distribution) every epoch: the pipeline
     #: plots it, and ``ddpnas generate`` starts from it.
     logs_theta: ClassVar[bool] = False
+    #: Whether it trains along mixed-op weights (an E x K tensor), which only spaces with
+    #: ``mixed_ops`` compute.
+    mixed_ops: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, mode: str = "weight_sharing", **options: Any) -> None:
         if mode not in self.modes:
