@@ -38,6 +38,20 @@ def _check_numbers(args: argparse.Namespace) -> None:
         )
 
 
+def add_stale_checkpoint(parser: argparse.ArgumentParser) -> None:
+    """``--stale-checkpoint``: what a resumable command does with a checkpoint of another run."""
+    from ddpnas.utils import STALE_CHECKPOINT
+
+    parser.add_argument(
+        "--stale-checkpoint",
+        choices=STALE_CHECKPOINT,
+        default="error",
+        help="a checkpoint of another config, seed, model, code version or runtime: refuse it "
+        "(error, default) or remove it and start over (restart; what the pipeline passes, "
+        "since it reruns a job when its inputs change); a killed run resumes either way",
+    )
+
+
 def parse_seeds(text: str) -> list[int]:
     """Seeds as ``0-199``, ``0,3,7`` or a mix (``0-9,20``), in the order given, no repeats."""
     seeds: list[int] = []
@@ -100,6 +114,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
             seed=args.seed,
             out=args.out,
             checkpoint=args.checkpoint,
+            stale_checkpoint=args.stale_checkpoint,
             data=data,
             device=device or "auto",
             threads=threads,
@@ -172,6 +187,7 @@ def _retrain(
         RetrainConfig(**block["protocol"], seed=args.seed),
         device=resolve_device(args.device),
         out_dir=args.out_dir,
+        stale_checkpoint=args.stale_checkpoint,
     )
     print(f"{args.genotype}: test top-1 {result['test_acc']:.4f} after {result['epochs']} epochs")
 
@@ -412,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--out", required=True, help="search record (JSON), or a pattern")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
+    add_stale_checkpoint(search)
     search.add_argument("--device", choices=["auto", "cpu", "cuda"])
     search.add_argument("--threads", type=int)
     search.add_argument(
@@ -434,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--data", help="the config's data block as JSON")
     retrain.add_argument("--seed", type=int, default=0)
     retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
+    add_stale_checkpoint(retrain)
     retrain.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     retrain.add_argument("--threads", type=int)
     retrain.set_defaults(func=_cmd_retrain)
