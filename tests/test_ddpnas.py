@@ -215,6 +215,30 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(
             )
 
 
+def test_checkpoint_of_another_runtime_names_what_differs_and_restarts_on_request(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    space, mu, ckpt = ToySpace(3, 3), separated_means(3, 3, 0, gap=0.02), tmp_path / "run.pt"
+    then, now = {"config": "c", "threads": 1}, {"config": "c", "threads": 2}
+    run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=then)
+    with pytest.raises(DDPNASError, match=r"written with threads=1 but this run has threads=2"):
+        run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=now)
+    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+        fresh = run_search(
+            DDPNAS(space),
+            SyntheticEvaluator(mu),
+            seed=0,
+            checkpoint=ckpt,
+            fingerprint=now,
+            stale_checkpoint="restart",
+        )
+    assert fresh.resumed_from == 0 and fresh.epochs > 0
+    assert caplog.messages == [
+        f"checkpoint {ckpt} was written with threads=1 but this run has threads=2: "
+        "removed it, starting over"
+    ]
+
+
 def test_state_dict_round_trip_mid_round() -> None:
     space = ToySpace(3, 4)
     a, b = DDPNAS(space), DDPNAS(space)
