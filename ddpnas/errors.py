@@ -15,3 +15,7 @@ class DataError(DDPNASError, FileNotFoundError):
 
 class ConfigError(DDPNASError, ValueError):
     """A config key that is unknown, ill-typed or inconsistent."""
+
+
+class StaleCheckpointError(DDPNASError):
+    """A readable checkpoint of another run (config, seed, model, code version or runtime)."""

@@ -92,6 +92,7 @@ def run_experiment(
     seed: int,
     out: str | Path,
     checkpoint: str | Path | None = None,
+    stale_checkpoint: str = "error",
     data: dict[str, Any] | None = None,
     device: str = "auto",
     threads: int | None = None,
@@ -112,6 +113,7 @@ def run_experiment(
         spec,
         seed=seed,
         checkpoint=checkpoint,
+        stale_checkpoint=stale_checkpoint,
         data=data,
         device=device,
         threads=threads,
@@ -179,6 +181,7 @@ def search_record(
     *,
     seed: int,
     checkpoint: str | Path | None = None,
+    stale_checkpoint: str = "error",
     data: dict[str, Any] | None = None,
     device: str = "auto",
     threads: int | None = None,
@@ -218,6 +221,7 @@ def search_record(
         seed=seed,
         checkpoint=checkpoint,
         fingerprint=fingerprint(spec, seed, dev),
+        stale_checkpoint=stale_checkpoint,
         progress=progress,
     )
     record = {

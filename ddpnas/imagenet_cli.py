@@ -133,6 +133,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
         seed=args.seed,
         out=args.out,
         checkpoint=args.checkpoint,
+        stale_checkpoint=args.stale_checkpoint,
         device=device,
         threads=threads,
         datasets=datasets,
@@ -190,7 +191,17 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     chosen = stage.get("protocol", {"name": default})
     cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
     extra |= {"protocol": chosen["name"], "dataset": _dataset_info(root, block["resolution"])}
-    result = retrain(build, source, None, cfg, device=device, out_dir=args.out_dir, extra=extra)
+    result = retrain(
+        build,
+        source,
+        None,
+        cfg,
+        device=device,
+        out_dir=args.out_dir,
+        extra=extra,
+        stale_checkpoint=args.stale_checkpoint,
+        latency=True,
+    )
     print(
         f"{args.arch or args.genotype}: top-1 {result['test_acc']:.4f}, top-5 "
         f"{result['test_top5']:.4f} after {result['epochs']} epochs ({result['dataset']['name']})"
@@ -205,7 +216,7 @@ def _retrained(result: dict[str, Any]) -> str:
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
-    from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
+    from ddpnas.report.imagenet_table import LATENCY_NOTE, imagenet_display, imagenet_rows
     from ddpnas.report.tables import RETRAIN_KEYS, load_runs, write_table
 
     searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
@@ -217,7 +228,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
         f"{r['epochs']} epochs): `{_retrained(r)}`; "
         f"{r['environment']['hardware']}, torch {r['environment']['torch']}."
         for s, r in pairs
-    ]
+    ] + [LATENCY_NOTE]
     if any(r["dataset"]["stand_in"] for r in retrains):
         notes.insert(
             0,
@@ -230,6 +241,8 @@ def _cmd_table(args: argparse.Namespace) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``ddpnas imagenet <command>``."""
+    from ddpnas.cli import add_stale_checkpoint
+
     imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
     cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
 
@@ -254,6 +267,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     common(search)
     search.add_argument("--out", required=True, help="search record (JSON)")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
+    add_stale_checkpoint(search)
     search.set_defaults(func=_cmd_search)
 
     retrain = cmds.add_parser("retrain", help="retrain a mobile arch or a DARTS cell on ImageNet")
@@ -265,6 +279,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="DARTS genotype file, JSON or Genotype(...) text (the transfer setting)",
     )
     retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
+    add_stale_checkpoint(retrain)
     retrain.set_defaults(func=_cmd_retrain)
 
     table = cmds.add_parser("table", help="results/tables/imagenet.{csv,md,tex}")

@@ -8,7 +8,8 @@
   missing key, or (``missing="exclude"``) a mask of choices to exclude from generation.
 
 Latencies are additive estimates (the sum over the network's parts), the model every lookup-table
-generator uses; :func:`network_latency_ms` re-measures the built network to show the difference.
+generator uses; :func:`network_latency_ms` re-measures the built network to show the difference,
+and :func:`inference_latency` measures a retrained network for the ImageNet table.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from ddpnas.utils import device_name, write_json
 RESOURCE = "latency_ms"
 #: Bump when the measuring procedure changes: cached tables of an older procedure are ignored.
 PROCEDURE = 1
+#: (warm-up, repeats) for a retrained network: a few on a CPU (seconds there), more on a GPU.
+NETWORK_REPEATS = {"cpu": (2, 5), "cuda": (10, 50)}
 
 
 def module_latency_ms(
@@ -142,6 +145,22 @@ def network_latency_ms(
     net = space.standalone(arch, **{k: v for k, v in kwargs.items() if k in accepted})
     shape = space.fixed_modules(**kwargs)[0][1]
     return module_latency_ms(net, (batch_size, *shape[1:]), device, warmup=warmup, repeats=repeats)
+
+
+def inference_latency(net: nn.Module, image_shape: Shape, device: torch.device) -> dict[str, Any]:
+    """Batch-1 float32 latency of a trained network at its input size on ``device``, with how
+    it was measured (what the ImageNet table prints beside the device's name)."""
+    warmup, repeats = NETWORK_REPEATS["cuda" if device.type == "cuda" else "cpu"]
+    shape = (1, *image_shape)
+    return {
+        "ms": module_latency_ms(net, shape, device, warmup=warmup, repeats=repeats),
+        "device": device_name(device),
+        "input": list(shape),
+        "dtype": "float32",
+        "warmup": warmup,
+        "repeats": repeats,
+        "statistic": "median",
+    }
 
 
 def read_phone_table(path: str | Path) -> dict[str, float]:

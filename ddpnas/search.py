@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ddpnas.errors import DDPNASError
 from ddpnas.spaces.base import Arch
 from ddpnas.strategies.base import Strategy, TrainingPlan
-from ddpnas.utils import load_checkpoint, save_checkpoint
+from ddpnas.utils import resume_state, save_checkpoint
 
 # Bump whenever a strategy's or evaluator's state layout changes: old checkpoints are refused.
 CHECKPOINT_VERSION = 3
@@ -78,6 +78,7 @@ def run_search(
     seed: int,
     checkpoint: str | Path | None = None,
     fingerprint: str | dict[str, Any] = "",
+    stale_checkpoint: str = "error",
     max_epochs: int = 10_000,
     progress: bool | None = None,
 ) -> SearchOutcome:
@@ -85,15 +86,18 @@ def run_search(
 
     ``fingerprint`` identifies the config and seed (and, as a dict, the runtime: see
     :func:`ddpnas.experiment.fingerprint`); a checkpoint written under another fingerprint is
-    refused rather than silently mixed into this run.
+    refused rather than silently mixed into this run, or with ``stale_checkpoint="restart"``
+    removed (see :func:`ddpnas.utils.resume_state`).
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     history: list[dict[str, Any]] = []
     wall = 0.0
     resumed_from = 0
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, version=CHECKPOINT_VERSION, fingerprint=fingerprint)
+    state = resume_state(
+        ckpt, version=CHECKPOINT_VERSION, fingerprint=fingerprint, stale=stale_checkpoint
+    )
+    if state is not None:
         try:
             strategy.load_state_dict(state["strategy"])
             evaluator.load_state_dict(state["evaluator"])

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ddpnas.capture import CapturedStep
 from ddpnas.data import ImageSet, device_generator
 from ddpnas.errors import ConfigError
+from ddpnas.latency import inference_latency
 from ddpnas.search import epoch_generator
 from ddpnas.spaces.costs import count_flops, count_macs
 from ddpnas.train_setup import (
@@ -52,7 +53,7 @@ from ddpnas.train_setup import (
 from ddpnas.utils import (
     atomic_write,
     environment,
-    load_checkpoint,
+    resume_state,
     run_cost,
     runtime_fingerprint,
     save_checkpoint,
@@ -81,6 +82,8 @@ def retrain(
     checkpoint: str | Path | None = None,
     progress: bool | None = None,
     extra: dict[str, Any] | None = None,
+    stale_checkpoint: str = "error",
+    latency: bool = False,
 ) -> dict[str, Any]:
     """Train ``model_fn()`` from scratch on ``train_set`` and report top-1/5 on ``test_set``.
 
@@ -89,8 +92,11 @@ def retrain(
     or None)``; a float attribute ``drop_path_prob`` is set on it each epoch (cells read it).
     Writes ``metrics.csv`` (one row per epoch) and ``result.json`` under ``out_dir``;
     ``checkpoint`` (default ``out_dir/checkpoint.pt``) is written every epoch and resumed from
-    when present. Returns the content of ``result.json`` (plus the keys of ``extra``).
-    ``progress`` shows a bar (None: when stderr is a terminal).
+    when present; one of another run is refused, or removed with ``stale_checkpoint="restart"``
+    (:func:`ddpnas.utils.resume_state`). ``latency`` adds the trained network's batch-1 latency
+    on ``device`` (:func:`ddpnas.latency.inference_latency`). Returns the content of
+    ``result.json`` (plus the keys of ``extra``). ``progress`` shows a bar (None: when stderr is
+    a terminal).
     """
     out = Path(out_dir)
     ckpt = Path(checkpoint) if checkpoint is not None else out / CHECKPOINT_NAME
@@ -98,8 +104,12 @@ def retrain(
         run = _Retrainer(model_fn, train_set, test_set, cfg, dev, rank, world)
         if rank == 0:
             _remove_stale_temps([ckpt, out / METRICS_NAME, out / RESULT_NAME])
-        if ckpt.exists():
-            run.load(ckpt)
+        # rank 0 looks first: a stale checkpoint it removes is gone before the other ranks look
+        if world > 1 and rank > 0:
+            dist.barrier()
+        run.load(ckpt, stale_checkpoint)
+        if world > 1 and rank == 0:
+            dist.barrier()
         run.wrap()
         show = rank == 0 and (sys.stderr.isatty() if progress is None else progress)
         epochs = run.cfg.epochs
@@ -118,6 +128,8 @@ def retrain(
                 bar.update()
         result = {**run.result(), **(extra or {})}
         if rank == 0:
+            if latency:
+                result["latency"] = inference_latency(run.net, run.source.image_shape, dev)
             write_json(out / RESULT_NAME, result)
         return result
 
@@ -323,9 +335,13 @@ class _Retrainer:
         }
         save_checkpoint(path, state)
 
-    def load(self, path: Path) -> None:
-        """Continue from ``path``; refuse a checkpoint of another model, config or version."""
-        state = load_checkpoint(path, version=CHECKPOINT_VERSION, fingerprint=self.fingerprint)
+    def load(self, path: Path, stale: str) -> None:
+        """Continue from ``path`` if it holds this run (see :func:`ddpnas.utils.resume_state`)."""
+        state = resume_state(
+            path, version=CHECKPOINT_VERSION, fingerprint=self.fingerprint, stale=stale
+        )
+        if state is None:
+            return
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import io
 import json
+import logging
 import os
 import platform
 import random
@@ -27,7 +28,11 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ddpnas.errors import DDPNASError
+from ddpnas.errors import DDPNASError, StaleCheckpointError
+
+log = logging.getLogger(__name__)
+#: What a resumable run does with a checkpoint of another run: refuse it, or remove it and start.
+STALE_CHECKPOINT = ("error", "restart")
 
 # A full disk (or quota) while writing: one clear line, not an OSError or torch's "enforce fail".
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -128,10 +133,9 @@ def load_checkpoint(
     A dict ``fingerprint`` ({"config": hash, **runtime_fingerprint(device)}) lets the refusal
     name what differs when only the runtime (threads, CPU capability, device, torch) changed:
     those change weight-sharing results, so resuming under them would mix two different runs.
+    A readable checkpoint of another run raises :class:`StaleCheckpointError`.
     """
     import torch
-
-    from ddpnas.errors import DDPNASError
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -152,17 +156,46 @@ def load_checkpoint(
         if same_config and differ:
             then = ", ".join(f"{k}={stored.get(k)}" for k in differ)
             now = ", ".join(f"{k}={fingerprint.get(k)}" for k in differ)
-            raise DDPNASError(
+            raise StaleCheckpointError(
                 f"checkpoint {path} was written with {then} but this run has {now}; resume with "
                 "the same settings (e.g. the same --threads on the same kind of machine) or "
                 "delete it to start over"
             )
     if state.get("version") != version or stored != fingerprint:
-        raise DDPNASError(
+        raise StaleCheckpointError(
             f"checkpoint {path} belongs to another config, seed, model or code version; delete it "
             "or write to another path"
         )
     return state
+
+
+def resume_state(
+    path: str | Path | None,
+    *,
+    version: int,
+    fingerprint: str | dict[str, Any],
+    stale: str = "error",
+) -> dict[str, Any] | None:
+    """The state a resumable run continues from; None when it starts fresh (no checkpoint).
+
+    A checkpoint of another run is refused (``stale="error"``, for hand-run commands) or, with
+    ``stale="restart"`` (the pipeline, whose reruns follow changed inputs), removed with one log
+    line saying why. Resuming a killed run with the same fingerprint is the same either way.
+    """
+    if stale not in STALE_CHECKPOINT:
+        raise DDPNASError(f"stale checkpoint handling must be one of {STALE_CHECKPOINT}: {stale!r}")
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        return load_checkpoint(path, version=version, fingerprint=fingerprint)
+    except StaleCheckpointError as exc:
+        if stale == "error":
+            raise StaleCheckpointError(
+                f"{exc}, or rerun with --stale-checkpoint restart to have it removed"
+            ) from None
+        log.warning("%s: removed it, starting over", str(exc).split("; ")[0])
+        Path(path).unlink(missing_ok=True)
+        return None
 
 
 def runtime_fingerprint(device: torch.device) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
+import torch
 from toys import SyntheticEvaluator, ToySpace, separated_means
 
 from ddpnas.distribution import JointCategorical
@@ -150,7 +153,9 @@ def test_same_seed_same_result_and_different_seeds_differ() -> None:
     assert strip[0] != strip[2]
 
 
-def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path) -> None:
+def test_resume_after_a_crash_gives_the_uninterrupted_result(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
     space = ToySpace(6, 5)
     mu = separated_means(6, 5, 5, gap=0.02)
     reference = run_search(DDPNAS(space), SyntheticEvaluator(mu, noise=0.05, seed=1), seed=1)
@@ -163,12 +168,13 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path) -> None:
             checkpoint=ckpt,
             fingerprint="a",
         )
-    resumed = run_search(
+    resumed = run_search(  # what the pipeline passes: a killed run of the same config resumes
         DDPNAS(space),
         SyntheticEvaluator(mu, noise=0.05, seed=1),
         seed=1,
         checkpoint=ckpt,
         fingerprint="a",
+        stale_checkpoint="restart",
     )
     assert resumed.resumed_from == 17
     assert resumed.arch == reference.arch
@@ -177,11 +183,60 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path) -> None:
         for r in (reference, resumed)
     ]
     assert strip[0] == strip[1]
-    with pytest.raises(DDPNASError, match="another config"):
+    with pytest.raises(DDPNASError, match=r"another config.*--stale-checkpoint restart"):
         run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=1, checkpoint=ckpt, fingerprint="b")
+    assert torch.load(ckpt, weights_only=True)["fingerprint"] == "a"  # refused, left alone
+    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+        fresh = run_search(
+            DDPNAS(space),
+            SyntheticEvaluator(mu, noise=0.05, seed=1),
+            seed=1,
+            checkpoint=ckpt,
+            fingerprint="b",
+            stale_checkpoint="restart",
+        )
+    assert fresh.resumed_from == 0
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in fresh.history] == strip[0]
+    assert torch.load(ckpt, weights_only=True)["fingerprint"] == "b"
+    assert caplog.messages == [
+        f"checkpoint {ckpt} belongs to another config, seed, model or code version: "
+        "removed it, starting over"
+    ]
     ckpt.write_bytes(b"torn")
-    with pytest.raises(DDPNASError, match="unreadable"):
-        run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=1, checkpoint=ckpt, fingerprint="a")
+    for stale in ("error", "restart"):  # an unreadable file is never removed unasked
+        with pytest.raises(DDPNASError, match="unreadable"):
+            run_search(
+                DDPNAS(space),
+                SyntheticEvaluator(mu),
+                seed=1,
+                checkpoint=ckpt,
+                fingerprint="a",
+                stale_checkpoint=stale,
+            )
+
+
+def test_checkpoint_of_another_runtime_names_what_differs_and_restarts_on_request(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    space, mu, ckpt = ToySpace(3, 3), separated_means(3, 3, 0, gap=0.02), tmp_path / "run.pt"
+    then, now = {"config": "c", "threads": 1}, {"config": "c", "threads": 2}
+    run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=then)
+    with pytest.raises(DDPNASError, match=r"written with threads=1 but this run has threads=2"):
+        run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=now)
+    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+        fresh = run_search(
+            DDPNAS(space),
+            SyntheticEvaluator(mu),
+            seed=0,
+            checkpoint=ckpt,
+            fingerprint=now,
+            stale_checkpoint="restart",
+        )
+    assert fresh.resumed_from == 0 and fresh.epochs > 0
+    assert caplog.messages == [
+        f"checkpoint {ckpt} was written with threads=1 but this run has threads=2: "
+        "removed it, starting over"
+    ]
 
 
 def test_state_dict_round_trip_mid_round() -> None:

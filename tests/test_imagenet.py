@@ -32,6 +32,7 @@ from ddpnas.imagenet import (
 )
 from ddpnas.imagenet_cli import read_arch
 from ddpnas.imagenet_train import PROTOCOLS, ImageNetSource, protocol, search_sets
+from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
 from ddpnas.spaces.darts_genotype import DARTS_V2
 from ddpnas.spaces.mobile import MobileSpace
 from ddpnas.train import retrain
@@ -245,6 +246,9 @@ def test_cli_standin_search_retrain_transfer_table(
                  "--out-dir", str(out)]) == 0  # fmt: skip
     result = json.loads((out / "result.json").read_text())
     assert result["arch"] == record["arch"] and result["kind"] == "mobile"
+    latency = result["latency"]  # measured where it was retrained, at the table's resolution
+    assert latency["ms"] > 0 and latency["device"] == result["environment"]["hardware"]
+    assert latency["input"] == [1, 3, 16, 16] and latency["repeats"] >= 1
     genotype = tmp_path / "g.txt"
     genotype.write_text(str(DARTS_V2))
     assert main(["imagenet", "retrain", *args, "--genotype", str(genotype),
@@ -258,12 +262,33 @@ def test_cli_standin_search_retrain_transfer_table(
                  "--out", str(table)]) == 0  # fmt: skip
     md = table.with_suffix(".md").read_text()
     assert md.count("stand-in: 10 CIFAR-10 classes") == 2 and "74.3" in md and "75.2" in md
+    assert "Latency (ms, device)" in md and f"{latency['ms']:.3g} ({latency['device']})" in md
     assert f"`{DARTS_V2}`" in md  # the notes print the genotype as DARTS does
     assert table.with_suffix(".csv").exists() and table.with_suffix(".tex").exists()
     capsys.readouterr()
     assert main(["imagenet", "search", "--block", json.dumps({"enabled": True}),
                  "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
     assert "no imagenet.search block" in capsys.readouterr().err
+
+
+def test_table_prints_latency_with_its_device_and_dashes_without() -> None:
+    """Ours from result.json (an older one without the key renders "-"); published from Table 3."""
+    env = {"device": "cuda", "hardware": "NVIDIA H200"}
+    search = {"label": "Ours", "experiment": "imagenet", "seed": 0, "search_seconds": 60.0,
+              "environment": env}  # fmt: skip
+    retrain = {"kind": "mobile", "dataset": {"stand_in": False, "resolution": 224},
+               "test_acc": 0.75, "test_top5": 0.92, "params_m": 6.7, "macs_m": 782.6,
+               "epochs": 120, "wall_seconds": 3600.0, "environment": env,
+               "latency": {"ms": 4.321, "device": "NVIDIA H200"}}  # fmt: skip
+    old = {k: v for k, v in retrain.items() if k != "latency"}
+    df = imagenet_rows([(search, retrain), (search, old)])
+    column = list(imagenet_display(df)["Latency (ms, device)"])
+    assert column[:2] == ["4.32 (NVIDIA H200)", "-"]
+    shown = dict(zip(df["method"][2:], column[2:], strict=True))
+    assert shown["DDPNAS (mobile)"] == "6.09 (GPU, model not stated)"
+    assert shown["DDPNAS (IJCV 2023) (mobile)"] == "-"  # no latency published
+    assert shown["DARTS (cell transferred)"] == "-"
+    assert df["latency_ms"].iloc[0] == 4.321  # the CSV keeps the number
 
 
 def test_streaming_retrain_killed_mid_run_resumes_to_the_same_numbers(
@@ -290,9 +315,19 @@ def test_streaming_retrain_killed_mid_run_resumes_to_the_same_numbers(
     with pytest.raises(KeyboardInterrupt):
         retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "killed")
     monkeypatch.setattr(train_module._Retrainer, "epoch", original)
-    resumed = retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "killed")
+    (first,) = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]
+    resumed = retrain(  # as the pipeline runs it: a stale checkpoint would be removed, not this
+        build,
+        source,
+        None,
+        cfg,
+        device="cpu",
+        out_dir=tmp_path / "killed",
+        stale_checkpoint="restart",
+    )
     for key in ("test_acc", "test_top5", "test_loss"):
         assert resumed[key] == whole[key]
     rows = [(tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("whole", "killed")]
+    assert rows[1][1] == first  # epoch 0 resumed from the checkpoint (its seconds), not rerun
     strip = [[",".join(r.split(",")[:-1]) for r in table] for table in rows]  # drop seconds
     assert strip[0] == strip[1]

@@ -147,6 +147,27 @@ def test_sigkilled_search_resumes_to_the_same_result(tmp_path: Path, cache_dir: 
     assert _strip(resumed["history"]) == _strip(whole["history"])
 
 
+def test_resumable_jobs_replace_a_checkpoint_of_another_config() -> None:
+    """Snakemake reruns a search or retraining when its input changed; the checkpoint the old
+    job left must not stop it (hand-run commands keep refusing it: the CLI's default)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--nolock", "--forceall",
+         "-s", str(SNAKEFILE), "--directory", str(REPO),
+         "--configfile", str(REPO / "config" / "config.yaml")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    resumable = [
+        line
+        for line in run.stdout.splitlines()
+        if "ddpnas " in line and ("--checkpoint" in line or "retrain --" in line)
+    ]
+    kinds = {k for k in ("search", "imagenet search", "retrain --genotype", "--arch") for line in
+             resumable if k in line}  # fmt: skip
+    assert kinds == {"search", "imagenet search", "retrain --genotype", "--arch"}
+    assert all("--stale-checkpoint restart" in line for line in resumable)
+
+
 @pytest.mark.slow
 def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     require(CIFAR_ZIP)

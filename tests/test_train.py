@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,22 +232,29 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert run(TINY, tmp_path)["test_acc"] == result["test_acc"]  # finished: nothing to redo
 
 
-def test_checkpoint_of_another_config_is_refused(
-    tmp_path: Path, reference: tuple[Path, dict[str, Any]]
+def test_checkpoint_of_another_config_is_refused_or_restarted_on_request(
+    tmp_path: Path, reference: tuple[Path, dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A rerun after the config changed (as Snakemake reruns a job) meets the old checkpoint."""
     ref_dir, _ = reference
-    other = RetrainConfig(epochs=TINY.epochs, batch_size=32, lr=0.05, seed=TINY.seed)
+    shutil.copy(ref_dir / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    other = RetrainConfig(epochs=2, batch_size=32, lr=0.05, seed=TINY.seed)
     train, test = synthetic_sets()
-    with pytest.raises(DDPNASError, match="another config, seed, model"):
-        retrain(
-            TinyNet,
-            train,
-            test,
-            other,
-            device="cpu",
-            out_dir=tmp_path,
-            checkpoint=ref_dir / "checkpoint.pt",
+    with pytest.raises(DDPNASError, match=r"another config, seed, model.*stale-checkpoint restart"):
+        retrain(TinyNet, train, test, other, device="cpu", out_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # refused, kept
+    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+        result = retrain(
+            TinyNet, train, test, other, device="cpu", out_dir=tmp_path, stale_checkpoint="restart"
         )
+    assert caplog.messages == [
+        f"checkpoint {tmp_path / 'checkpoint.pt'} belongs to another config, seed, model or code "
+        "version: removed it, starting over"
+    ]
+    assert [int(r["epoch"]) for r in read_metrics(tmp_path)] == [0, 1]  # trained from scratch
+    assert result["epochs"] == 2 and result["config"]["lr"] == 0.05
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(state["history"]) == 2  # the new run's checkpoint, resumable as any other
 
 
 def test_amp_float16_and_channels_last_paths_run_on_cpu(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """ImageNet table: our mobile-space and transferred-cell rows beside the published ones.
 
 Every row of ours names the data it ran on; rows on the CIFAR-10 stand-in say "stand-in" in the
-Data column, so a stand-in number is never read as an ImageNet one.
+Data column, so a stand-in number is never read as an ImageNet one. Latency is printed with the
+device it was measured on: ours as the retraining recorded it (``result.json``'s ``latency``; "-"
+in results written before it was measured), the published ones on the GPU of Table 3.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ import numpy as np
 import pandas as pd
 
 from ddpnas.report.tables import _cost_text, published
+
+#: Table 3's "GPU latency": the source names no GPU model (the authors' timing code uses batch 8).
+PUBLISHED_LATENCY_DEVICE = "GPU, model not stated"
+LATENCY_NOTE = (
+    "Latency of ours: median of repeated batch-1 float32 forwards after a warm-up "
+    "(CUDA-synchronised on a GPU) at the Data column's resolution, on the device named, the one "
+    "the network was retrained on. Published: Table 3's GPU latency; the GPU is not named and "
+    "the authors' timing code runs batch 8 at 224 px, so it is not comparable with ours."
+)
 
 
 def _data_label(retrain: dict[str, Any]) -> str:
@@ -28,6 +39,7 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
     """One row per (search record, retrain result) of ours, then the published rows."""
     rows = []
     for search, retrain in pairs:
+        latency = retrain.get("latency") or {}
         rows.append(
             {
                 "method": f"{search['label']} ({retrain['kind']})",
@@ -37,6 +49,8 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
                 "top5": 100.0 * retrain["test_top5"],
                 "params_m": retrain["params_m"],
                 "macs_m": retrain["macs_m"],
+                "latency_ms": latency.get("ms", np.nan),
+                "latency_device": latency.get("device"),
                 "epochs": retrain["epochs"],
                 "search_seconds": search["search_seconds"],
                 "search_cost": _cost_text(search["search_seconds"], search["environment"]),
@@ -56,12 +70,13 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
                     "method": f"{entry['method']} ({kind})"
                     + ("" if entry["checked"] else " [unchecked]"),
                     "source": table["source"],
-                    "data": "ImageNet (published)"
-                    + ("" if latency is None else f", GPU latency {latency} ms"),
+                    "data": "ImageNet (published)",
                     "top1": values["top1"],
                     "top5": values.get("top5"),
                     "params_m": values.get("params_m"),
                     "macs_m": np.nan,
+                    "latency_ms": np.nan if latency is None else latency,
+                    "latency_device": None if latency is None else PUBLISHED_LATENCY_DEVICE,
                     "epochs": np.nan,
                     "search_cost": "-" if days is None else f"{days:g} GPU-days (published)",
                     "retrain_cost": "-",
@@ -74,6 +89,13 @@ def _num(value: Any, digits: int) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _latency(row: pd.Series) -> str:
+    """ "6.09 (GPU, model not stated)": a latency means nothing without its device."""
+    if pd.isna(row["latency_ms"]):
+        return "-"
+    return f"{row['latency_ms']:.3g} ({row['latency_device']})"
+
+
 def imagenet_display(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable version of :func:`imagenet_rows`."""
     return pd.DataFrame(
@@ -84,6 +106,7 @@ def imagenet_display(df: pd.DataFrame) -> pd.DataFrame:
             "Top-5 (%)": df["top5"].map(lambda v: _num(v, 2)),
             "Params (M)": df["params_m"].map(lambda v: _num(v, 2)),
             "MACs (M)": df["macs_m"].map(lambda v: _num(v, 1)),
+            "Latency (ms, device)": df.apply(_latency, axis=1),
             "Search cost": df["search_cost"],
             "Retrain cost": df["retrain_cost"],
             "Source": df["source"],

@@ -1,7 +1,8 @@
 # ImageNet stage: (stand-in) -> mobile-space search -> retrain the searched network (net "mobile")
 # and the networks generated from its theta for budgets (net "<entry>-net<i>", generate.smk);
 # DARTS-space cells transferred to ImageNet; results/tables/imagenet.*. Rules only call
-# `ddpnas imagenet` (a generated arch.json is retrained like the searched record, --arch FILE).
+# `ddpnas imagenet` (a generated arch.json is retrained like the searched record, --arch FILE);
+# a checkpoint of another arch, cell or protocol (a job rerun as its input changed) is removed.
 include: "imagenet_common.smk"
 
 
@@ -49,7 +50,7 @@ rule imagenet_search:
     shell:
         "ddpnas imagenet search --block {params.block:q} {params.root} --seed {wildcards.seed}"
         " --out {output} --checkpoint {params.checkpoint} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} --stale-checkpoint restart > {log} 2>&1"
 
 
 rule imagenet_retrain:
@@ -79,7 +80,7 @@ rule imagenet_retrain:
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root} --arch {input.arch}"
         " --seed {wildcards.seed} --out-dir {params.out_dir} --device {params.device}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} --stale-checkpoint restart > {log} 2>&1"
 
 
 rule imagenet_transfer:
@@ -108,7 +109,7 @@ rule imagenet_transfer:
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root}"
         " --genotype {input.genotype} --seed {wildcards.seed} --out-dir {params.out_dir}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --stale-checkpoint restart > {log} 2>&1"
 
 
 rule imagenet_table:

@@ -45,4 +45,4 @@ rule retrain:
     shell:
         "{params.launcher} retrain --genotype {input} --retrain {params.retrain:q}"
         " --data {params.data:q} --seed {wildcards.seed} --out-dir {params.out_dir}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --stale-checkpoint restart > {log} 2>&1"

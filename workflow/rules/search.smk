@@ -1,6 +1,8 @@
 # Stage 1: searches. Weight-sharing experiments run one job per (experiment, seed) and resume a
-# killed job from its checkpoint; a tabular experiment runs all its seeds in one job (one process,
-# milliseconds per seed), writing one record per seed only after every seed has finished.
+# killed job from its checkpoint (one of another config, left by a job rerun because its spec
+# changed, is removed: --stale-checkpoint restart); a tabular experiment runs all its seeds in one
+# job (one process, milliseconds per seed), writing one record per seed only after every seed has
+# finished.
 
 
 rule search:
@@ -29,7 +31,7 @@ rule search:
     shell:
         "ddpnas search --experiment {wildcards.exp} --spec {params.spec:q} --data {params.data:q}"
         " --seed {wildcards.seed} --out {output.record} --checkpoint {params.checkpoint}"
-        " --device {params.device} --threads {threads}"
+        " --device {params.device} --threads {threads} --stale-checkpoint restart"
         " --supernet-out {output.supernet} > {log} 2>&1"
 
 
