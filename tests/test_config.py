@@ -114,14 +114,17 @@ def test_committed_schema_is_generated_from_the_models() -> None:
     assert (REPO / "workflow" / "schemas" / "config.schema.yaml").resolve() == REPO / SCHEMA_FILE
 
 
-def test_filled_searches_hash_as_before_the_typed_config() -> None:
-    """Records carry config_hash(spec): the typed models fill every shipped search exactly as the
-    hand-written schema and default filler did (hashes taken from that code)."""
-    pinned = json.loads((REPO / "tests" / "fixtures" / "config_hashes.json").read_text())
-    for name in SHIPPED:
-        searches = load_config(REPO / "config" / name)["searches"]
-        hashes = {exp: config_hash(spec, 0) for exp, spec in searches.items()}
-        assert hashes == pinned[name], f"config/{name}: a filled search block changed"
+def test_defaults_fill_as_before_the_typed_config() -> None:
+    """Records carry config_hash(spec): the typed models fill a search of every space, strategy
+    and mode, and the top-level blocks, exactly as the hand-written schema and its default filler
+    did (the fixture was written by that code; the shipped configs were checked the same way)."""
+    golden = json.loads((REPO / "tests" / "fixtures" / "filled_defaults.json").read_text())
+    for key, pinned in golden["search_hashes"].items():
+        space, strategy, mode = key.split("/")
+        spec = validate_search({"space": space, "strategy": strategy, "mode": mode, "seeds": [0]})
+        assert config_hash(spec, 0) == pinned, f"the defaults of {key} changed"
+    minimal = {"space": "nb201", "strategy": "ddpnas", "mode": "tabular", "seeds": [0]}
+    assert validate({"searches": {"x": minimal}}) == golden["config"]
 
 
 def _snakemake_fill(config: dict) -> dict:
