@@ -109,4 +109,3 @@ class CapturedStep:
 
 def _fits(inputs: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> bool:
     return inputs[0].shape == x.shape and inputs[1].shape == y.shape
-

@@ -133,9 +133,7 @@ def test_record_and_snakemake_benchmark_agree(tmp_path: Path, cache_dir: Path) -
         capture_output=True,
     )
     record = json.loads((tmp_path / "results/search/nb201-ddpnas-ws/seed0.json").read_text())
-    bench = costs.read_benchmark(
-        tmp_path / "results/benchmarks/search/nb201-ddpnas-ws/seed0.tsv"
-    )
+    bench = costs.read_benchmark(tmp_path / "results/benchmarks/search/nb201-ddpnas-ws/seed0.tsv")
     wall = record["cost"]["process_seconds"]
     assert abs(wall - bench) <= costs.AGREEMENT * bench, (wall, bench)
     table = pd.read_csv(tmp_path / "results/tables/costs.csv")

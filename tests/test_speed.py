@@ -233,8 +233,17 @@ def test_gpu_share_gives_searches_one_slot_and_retraining_its_whole_gpus(tmp_pat
     path = tmp_path / "share.yaml"
     path.write_text(yaml.safe_dump(config))
     dry = subprocess.run(
-        ["snakemake", "-n", "--nolock", "--forceall", "--configfile", str(path),
-         "--resources", "gpu=1", "gpu_slots=3"],  # as the README says: both, GPUs x gpu_share
+        [
+            "snakemake",
+            "-n",
+            "--nolock",
+            "--forceall",
+            "--configfile",
+            str(path),
+            "--resources",
+            "gpu=1",
+            "gpu_slots=3",
+        ],  # as the README says: both, GPUs x gpu_share
         cwd=REPO,
         capture_output=True,
         text=True,
