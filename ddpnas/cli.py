@@ -185,7 +185,7 @@ def _retrain(
 
 
 def _cmd_export_table(args: argparse.Namespace) -> None:
-    from ddpnas.nasbench import export_table, load_bench
+    from ddpnas.nasbench_io import export_table, load_bench
 
     bench = load_bench(args.source, backend=args.backend)
     export_table(bench, args.out, indices=args.indices)
@@ -194,7 +194,7 @@ def _cmd_export_table(args: argparse.Namespace) -> None:
 
 def _cmd_lookup(args: argparse.Namespace) -> None:
     from ddpnas.config import load_config
-    from ddpnas.nasbench import load_bench
+    from ddpnas.nasbench_io import load_bench
 
     data = load_config(args.config)["data"] if Path(args.config).exists() else {}
     bench = load_bench(args.source, data=data)

@@ -14,7 +14,8 @@ from ddpnas.data import ImageSet, load_cifar10, nb201_split, subset
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.evaluate import SupernetEvaluator, TabularEvaluator
 from ddpnas.locations import resolve_cache_dir, resolve_data_root
-from ddpnas.nasbench import NB201Bench, load_bench
+from ddpnas.nasbench import NB201Bench
+from ddpnas.nasbench_io import load_bench
 from ddpnas.search import run_search
 from ddpnas.spaces import get_space
 from ddpnas.strategies import get_strategy

@@ -249,7 +249,7 @@ def _run_sweep(
     measured = [_measured(space, gen, network) for _, gen in results]
     cells = None
     if space is not None and space.name == "nb201" and not args.costs:
-        from ddpnas.nasbench import load_bench
+        from ddpnas.nasbench_io import load_bench
 
         bench = load_bench(args.bench, data=json_object(args.data, "--data"))
         cells = all_cell_costs(space, bench, costs)

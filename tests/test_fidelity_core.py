@@ -23,7 +23,7 @@ from ddpnas.distribution import JointCategorical
 from ddpnas.errors import DDPNASError
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.experiment import run_experiment
-from ddpnas.nasbench import load_bench
+from ddpnas.nasbench_io import load_bench
 from ddpnas.report.tables import (
     NB201_COLUMNS,
     _scale,

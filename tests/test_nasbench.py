@@ -27,11 +27,10 @@ from ddpnas.nasbench import (
     TABLE_COLUMNS,
     TABLE_NAME,
     NB201Bench,
-    OfficialBench,
     TableBench,
-    export_table,
-    load_bench,
 )
+from ddpnas.nasbench_io import export_table, load_bench
+from ddpnas.nasbench_official import OfficialBench
 
 FULL_RECORDS = (0, 11, 284)  # the only indices with records in the official-format fixture
 TOL = 1e-4

@@ -20,7 +20,7 @@ def _writable_stem(stem: str) -> None:
 
 
 def _cmd_nb201_table(args: argparse.Namespace) -> None:
-    from ddpnas.nasbench import load_bench
+    from ddpnas.nasbench_io import load_bench
     from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, provenance, write_table
 
     _writable_stem(args.out)
@@ -103,7 +103,7 @@ def _cmd_theta_plot(args: argparse.Namespace) -> None:
 def _cmd_bound(args: argparse.Namespace) -> None:
     from ddpnas.config import validate
     from ddpnas.config_models import Bound
-    from ddpnas.nasbench import load_bench
+    from ddpnas.nasbench_io import load_bench
     from ddpnas.report.bound_report import run_bound_report
 
     block = _json_arg(args.bound, "--bound")
@@ -120,7 +120,7 @@ def _cmd_bound(args: argparse.Namespace) -> None:
 
 
 def _cmd_ranking(args: argparse.Namespace) -> None:
-    from ddpnas.nasbench import load_bench
+    from ddpnas.nasbench_io import load_bench
     from ddpnas.report import ranking
     from ddpnas.report.tables import load_runs
     from ddpnas.utils import resolve_device
