@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddpnas.batching import device_generator, iterate_batches
 from ddpnas.capture import CapturedStep
-from ddpnas.data import ImageSet, device_generator, iterate_batches
+from ddpnas.data import ImageSet
 from ddpnas.errors import ConfigError
 from ddpnas.nasbench import NB201Bench
 from ddpnas.spaces.base import Arch, SearchSpace

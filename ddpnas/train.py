@@ -31,8 +31,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ddpnas.batching import device_generator
 from ddpnas.capture import CapturedStep
-from ddpnas.data import ImageSet, device_generator
+from ddpnas.data import ImageSet
 from ddpnas.errors import ConfigError
 from ddpnas.latency import inference_latency
 from ddpnas.search import epoch_generator

@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ddpnas.data import ImageSet, iterate_batches, subset
+from ddpnas.batching import iterate_batches
+from ddpnas.data import ImageSet, subset
 from ddpnas.errors import ConfigError, DDPNASError
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -166,7 +167,7 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     As in DARTS the square's centre is uniform over the image (so squares near a border are cut
     short) and the zeros go in after normalisation. Centres are drawn from ``generator`` on its
     own device: a CPU generator gives the same squares on every device, a GPU one
-    (:func:`ddpnas.data.device_generator`) keeps the draws on the batch's device.
+    (:func:`ddpnas.batching.device_generator`) keeps the draws on the batch's device.
     """
     b, _, h, w = batch.shape
     device, drawn = batch.device, generator.device

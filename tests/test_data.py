@@ -16,19 +16,10 @@ from conftest import CIFAR_ZIP, require
 from PIL import Image
 
 from ddpnas import data
-from ddpnas.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    ZIP_NAME,
-    ImageSet,
-    iterate_batches,
-    load_cifar10,
-    nb201_split,
-    resolve_cache_dir,
-    resolve_data_root,
-    subset,
-)
+from ddpnas.batching import CIFAR10_MEAN, CIFAR10_STD, iterate_batches
+from ddpnas.data import ZIP_NAME, ImageSet, load_cifar10, nb201_split, subset
 from ddpnas.errors import ConfigError, DataError
+from ddpnas.locations import resolve_cache_dir, resolve_data_root
 
 CIFAR10_CLASSES = (
     "airplane",

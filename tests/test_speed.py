@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddpnas.batching import _random_crop_flip, device_generator, iterate_batches
 from ddpnas.capture import CapturedStep
 from ddpnas.config import validate_search
-from ddpnas.data import _random_crop_flip, device_generator, iterate_batches
 from ddpnas.errors import ConfigError
 from ddpnas.evaluate import SupernetEvaluator
 from ddpnas.train_setup import RetrainConfig

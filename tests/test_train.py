@@ -21,7 +21,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ddpnas.data import ImageSet, iterate_batches
+from ddpnas.batching import iterate_batches
+from ddpnas.data import ImageSet
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.train import METRICS_COLUMNS, retrain
 from ddpnas.train_setup import RetrainConfig, cutout, drop_path_schedule
