@@ -122,6 +122,7 @@ def _cmd_bound(args: argparse.Namespace) -> None:
 def _cmd_ranking(args: argparse.Namespace) -> None:
     from ddpnas.nasbench_io import load_bench
     from ddpnas.report import ranking
+    from ddpnas.report.ranking_tables import write_ranking
     from ddpnas.report.tables import load_runs
     from ddpnas.utils import resolve_device
 
@@ -142,7 +143,7 @@ def _cmd_ranking(args: argparse.Namespace) -> None:
         resamples=args.bootstrap,
         device=resolve_device(args.device),
     )
-    ranking.write_ranking(runs, cells, summary, edges, args)
+    write_ranking(runs, cells, summary, edges, args)
 
 
 def _cmd_costs(args: argparse.Namespace) -> None:
