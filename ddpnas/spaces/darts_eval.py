@@ -60,18 +60,23 @@ class EvalCell(nn.Module):
 
 
 class AuxiliaryHeadCIFAR(nn.Module):
-    """DARTS's auxiliary classifier on the 8x8 feature map after the second reduction."""
+    """DARTS's auxiliary classifier on the 8x8 feature map after the second reduction.
 
-    def __init__(self, c: int, num_classes: int) -> None:
+    ``pool_stride`` and ``second_bn`` exist for DARTS's ImageNet head, which differs only there.
+    """
+
+    def __init__(
+        self, c: int, num_classes: int, pool_stride: int = 3, second_bn: bool = True
+    ) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.ReLU(),
-            nn.AvgPool2d(5, stride=3, count_include_pad=False),
+            nn.AvgPool2d(5, stride=pool_stride, count_include_pad=False),
             nn.Conv2d(c, 128, 1, bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(),
             nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
+            *([nn.BatchNorm2d(768)] if second_bn else []),
             nn.ReLU(),
         )
         self.classifier = nn.Linear(768, num_classes)

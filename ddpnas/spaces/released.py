@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.darts_eval import EvalCell
+from ddpnas.spaces.darts_eval import AuxiliaryHeadCIFAR, EvalCell
 from ddpnas.spaces.darts_genotype import Genotype
 from ddpnas.spaces.darts_ops import reduction_layers
 from ddpnas.spaces.mobile_ops import BNArgs, Logits, MBBlock, conv_bn
@@ -122,24 +122,12 @@ def proxyless_gpu_network(
     )
 
 
-class AuxiliaryHeadImageNet(nn.Module):
-    """DARTS's ImageNet auxiliary classifier (its second BN is left out, as in DARTS's code)."""
+class AuxiliaryHeadImageNet(AuxiliaryHeadCIFAR):
+    """DARTS's ImageNet auxiliary classifier: pooling stride 2, and its second BN left out (as in
+    DARTS's code)."""
 
     def __init__(self, c: int, num_classes: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(),
-            nn.AvgPool2d(5, stride=2, count_include_pad=False),
-            nn.Conv2d(c, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.ReLU(),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).flatten(1))
+        super().__init__(c, num_classes, pool_stride=2, second_bn=False)
 
 
 class NetworkImageNet(nn.Module):
