@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -59,6 +59,43 @@ class EvalCell(nn.Module):
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 
+def stack_cells(
+    genotype: Genotype,
+    layers: int,
+    c_stem: int,
+    C: int,
+    reduction_prev: bool,
+    aux_position: int,
+    on_cell: Callable[[EvalCell, int], None] | None = None,
+) -> tuple[list[EvalCell], int, int]:
+    """The cells of DARTS's evaluation networks (CIFAR and ImageNet stack them alike).
+
+    Returns the cells, the channels out of the last one and those at ``aux_position``;
+    ``on_cell(cell, channels)`` may add modules to each cell as it is built.
+    """
+    c_prev_prev, c_prev, c_curr = c_stem, c_stem, C
+    cells: list[EvalCell] = []
+    c_aux = c_prev
+    for i in range(layers):
+        reduction = i in reduction_layers(layers)
+        if reduction:
+            c_curr *= 2
+        pairs, concat = (
+            (genotype.reduce, genotype.reduce_concat)
+            if reduction
+            else (genotype.normal, genotype.normal_concat)
+        )
+        cell = EvalCell(pairs, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+        if on_cell is not None:
+            on_cell(cell, c_curr)
+        cells.append(cell)
+        reduction_prev = reduction
+        c_prev_prev, c_prev = c_prev, len(concat) * c_curr
+        if i == aux_position:
+            c_aux = c_prev
+    return cells, c_prev, c_aux
+
+
 class AuxiliaryHeadCIFAR(nn.Module):
     """DARTS's auxiliary classifier on the 8x8 feature map after the second reduction.
 
@@ -111,26 +148,7 @@ class NetworkCIFAR(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
         )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
-        cells: list[EvalCell] = []
-        reduction_prev = False
-        c_aux = c_prev
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            pairs, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
-            cells.append(
-                EvalCell(pairs, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, len(concat) * c_curr
-            if i == self.aux_position:
-                c_aux = c_prev
+        cells, c_prev, c_aux = stack_cells(genotype, layers, c_curr, C, False, self.aux_position)
         self.cells = nn.ModuleList(cells)
         self.auxiliary_head = AuxiliaryHeadCIFAR(c_aux, num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from ddpnas.errors import ArchError
-from ddpnas.spaces.darts_eval import AuxiliaryHeadCIFAR, EvalCell
+from ddpnas.spaces.darts_eval import AuxiliaryHeadCIFAR, EvalCell, stack_cells
 from ddpnas.spaces.darts_genotype import Genotype
-from ddpnas.spaces.darts_ops import reduction_layers
 from ddpnas.spaces.mobile_ops import BNArgs, Logits, MBBlock, conv_bn
 
 # ProxylessNAS-GPU blocks: (c_in, c_out, stride, kernel, expand, residual); None = a Zero block,
@@ -158,27 +157,9 @@ class NetworkImageNet(nn.Module):
         self.stem1 = nn.Sequential(
             nn.ReLU(), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
         )
-        c_prev_prev, c_prev, c_curr = C, C, C
-        cells: list[EvalCell] = []
-        reduction_prev = True
-        c_aux = c_prev
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            pairs, concat = (
-                (genotype.reduce, genotype.reduce_concat)
-                if reduction
-                else (genotype.normal, genotype.normal_concat)
-            )
-            cell = EvalCell(pairs, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            if pool_bn:
-                _add_pool_bn(cell, c_curr)
-            cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, len(concat) * c_curr
-            if i == self.aux_position:
-                c_aux = c_prev
+        cells, c_prev, c_aux = stack_cells(
+            genotype, layers, C, C, True, self.aux_position, _add_pool_bn if pool_bn else None
+        )
         self.cells = nn.ModuleList(cells)
         self.auxiliary_head = AuxiliaryHeadImageNet(c_aux, num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
