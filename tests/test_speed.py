@@ -284,3 +284,26 @@ def test_retrain_checkpoint_resumes_with_capture_flipped(tmp_path: Path) -> None
     """cuda_graphs is speed only: the checkpoint of an eager run is accepted by a captured one."""
     eager = retrain_run(tmp_path)
     assert retrain_run(tmp_path, cuda_graphs=True) == eager
+
+
+def test_default_config_runs_two_training_jobs_at_once_on_two_cores() -> None:
+    """The shipped config and profile: no training job takes the profile's one `gpu` token on a
+    CPU run and each asks one thread, so `--cores 2` runs two at once (the README's timing)."""
+    dry = subprocess.run(
+        ["snakemake", "-n", "--nolock", "--forceall"],  # config/config.yaml, default profile
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert dry.returncode == 0, dry.stderr
+    training = [
+        j
+        for j in dry.stdout.split("rule ")
+        if j.startswith(("search:", "retrain:", "imagenet_search:", "imagenet_retrain:"))
+    ]
+    assert len(training) >= 10
+    for job in training:
+        resources = job.split("resources:")[-1].split("\n")[0]
+        assert "gpu=0" in resources or "gpu=" not in resources, job[:300]
+        assert "--threads 1 " in job, job[:300]

@@ -71,7 +71,7 @@ def retrain_resources():
     `mpi` keeps the SLURM job step from pinning the command to one node."""
     gpus, nodes = config["retrain"]["gpus"], config["retrain"]["nodes"]
     if nodes == 1:
-        return {"gpu": gpus}
+        return {"gpu": whole_gpus(gpus)}
     return {"gres": f"gpu:{gpus}", "nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"}
 
 
@@ -109,9 +109,15 @@ def trains(wildcards):
     return config["searches"][wildcards.exp]["mode"] == "weight_sharing"
 
 
+def whole_gpus(n=1):
+    """GPUs a training job holds (the `gpu` resource, --gpus under SLURM): none on a CPU run, so
+    CPU jobs never queue for the profile's gpu token."""
+    return n if config["device"] != "cpu" else 0
+
+
 def uses_gpu(wildcards):
-    """Training searches take a GPU (the `gpu` resource, --gpus under SLURM) unless on the CPU."""
-    return int(trains(wildcards) and config["device"] != "cpu")
+    """Training searches take a GPU unless on the CPU; tabular lookups never do."""
+    return whole_gpus(int(trains(wildcards)))
 
 
 def search_gpus(wildcards):
@@ -122,7 +128,7 @@ def search_gpus(wildcards):
 
 def retrain_gpu_slots():
     """A retraining holds its GPUs whole: every slot that gpu_share searches would share."""
-    return config["retrain"]["gpus"] * config["gpu_share"]
+    return whole_gpus(config["retrain"]["gpus"]) * config["gpu_share"]
 
 
 def search_threads(wildcards):

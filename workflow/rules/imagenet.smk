@@ -46,7 +46,7 @@ rule imagenet_search:
         device=config["device"],
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=whole_gpus(),
     shell:
         "ddpnas imagenet search --block {params.block:q} {params.root} --seed {wildcards.seed}"
         " --out {output} --checkpoint {params.checkpoint} --device {params.device}"
@@ -76,7 +76,7 @@ rule imagenet_retrain:
         device=config["device"],
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=whole_gpus(),
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root} --arch {input.arch}"
         " --seed {wildcards.seed} --out-dir {params.out_dir} --device {params.device}"
@@ -105,7 +105,7 @@ rule imagenet_transfer:
         device=config["device"],
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=whole_gpus(),
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root}"
         " --genotype {input.genotype} --seed {wildcards.seed} --out-dir {params.out_dir}"

@@ -43,7 +43,7 @@ rule nb201_ranking:
         **{k: v for k, v in config["report"]["ranking"].items() if k != "experiments"},
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=whole_gpus(),
     shell:
         "ddpnas report ranking --runs {input.runs} --supernets {input.supernets}"
         " --data {params.data:q} --cells {params.cells} --sample-seed {params.sample_seed}"
