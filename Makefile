@@ -27,11 +27,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint
 
-# The config's JSON schema, generated from the typed models (a test checks the committed copy).
+# The config's JSON schema for editors, exported from the typed models (a test checks the copy).
 schema: $(STAMP)
-	$(BIN)/python -m ddpnas.schema --out ddpnas/schemas/config.schema.yaml
+	$(BIN)/python -m ddpnas.config.export
 
 paper: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 gpu_slots=$(GPU_SLOTS) \

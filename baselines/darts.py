@@ -16,7 +16,7 @@ alone as well. Those statistics are only used when the argmax path is validated 
 Final architecture: on NAS-Bench-201 (and any one-op-per-edge space), the argmax over all ops per
 edge, 'none' included. NAS-Bench-201's DARTS baseline reads it off the same way, which is why DARTS
 collapses to skip/none there. In the DARTS space, the result is the DARTS genotype (two strongest
-non-'none' inputs per node, :func:`~ddpnas.spaces.darts_genotype.derive_genotype`). Its arch form
+non-'none' inputs per node, :func:`~ddpnas.spaces.darts.genotype.derive_genotype`). Its arch form
 runs the strongest non-'none' op on each of the 8 kept edges per cell and 'none' on the other 6, so
 arch and genotype describe the same cells. The arch validated each epoch is this same derived arch.
 """
@@ -34,12 +34,12 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from ddpnas.options import Number, Options
+from ddpnas.config.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import Genotype
-from ddpnas.spaces.darts_ops import CELL_EDGES, EDGES, NODE_INPUTS, OPS
+from ddpnas.spaces.darts.genotype import Genotype
+from ddpnas.spaces.darts.ops import CELL_EDGES, EDGES, NODE_INPUTS, OPS
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.strategies.base import Batch, EpochPlan, StepContext, Strategy, SupernetPath
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

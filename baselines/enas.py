@@ -37,7 +37,7 @@ from pydantic import Field
 from torch import nn
 
 from baselines.random_search import best_of, derived_seed
-from ddpnas.options import Number, Options
+from ddpnas.config.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath

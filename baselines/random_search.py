@@ -2,7 +2,7 @@
 
 ``RandomSearch`` follows NAS-Bench-201's protocol (xautodl ``exps/NATS-algos/random_wo_share.py``
 through the API's ``simulate_train_eval(arch, 'cifar10', hp='12')``): the pipeline configures the
-:class:`~ddpnas.evaluate.TabularEvaluator` with ``hp="12"``, ``charge_epochs=12`` and
+:class:`~ddpnas.engine.evaluators.TabularEvaluator` with ``hp="12"``, ``charge_epochs=12`` and
 ``charge_valid_epochs`` (see there), so each query reads the 12-epoch validation accuracy and
 costs 12 epochs of the architecture's simulated training time plus one validation pass, and the
 search gets 12,000 simulated seconds. The API rewards one random training trial
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
+from ddpnas.config.options import Number, Options
 from ddpnas.errors import DDPNASError
-from ddpnas.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath

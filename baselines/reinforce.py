@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import nn
 
 from baselines.random_search import BudgetedSearch, BudgetOptions, derived_seed
-from ddpnas.options import Number
+from ddpnas.config.options import Number
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan

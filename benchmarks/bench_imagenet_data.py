@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ddpnas.imagenet import (
+from ddpnas.data.imagenet import (
     RawBytes,
     build_standin,
     collate_raw,
@@ -29,7 +29,7 @@ from ddpnas.imagenet import (
     open_split,
     train_transform,
 )
-from ddpnas.utils import device_name
+from ddpnas.runtime import device_name
 
 
 def rate(batches: object, count: int, warmup: int = 1) -> float:

@@ -20,13 +20,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ddpnas.data import ImageSet
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.search import epoch_generator
+from ddpnas.data.cifar10 import ImageSet
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.loop import epoch_generator
+from ddpnas.runtime import device_name
 from ddpnas.spaces import get_space
 from ddpnas.strategies import get_strategy
 from ddpnas.strategies.base import Strategy
-from ddpnas.utils import device_name
 
 SPLIT = 25_000  # images in each half of the NAS-Bench-201 / DARTS train/valid split
 PUBLISHED_DDPNAS_GPU_HOURS = 1.8  # DDPNAS, DARTS space, one Tesla V100 (IJCV 2023 abstract)

@@ -22,10 +22,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ddpnas.runtime import device_name
 from ddpnas.spaces.base import Arch
-from ddpnas.spaces.darts import DartsSpace
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.utils import device_name
 
 DEFAULT_ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|"

@@ -28,77 +28,33 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from gpu_check_searches import PAPER, part_nb201_search, part_short_and_shared
+from gpu_check_common import Check
+from gpu_check_searches import part_nb201_search, part_short_and_shared
 
-from ddpnas.capture import CapturedStep
-from ddpnas.data import ImageSet, load_cifar10, nb201_split, subset
+from ddpnas.data.cifar10 import ImageSet, load_cifar10, nb201_split, subset
+from ddpnas.engine.cuda_graph import CapturedStep
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.loop import epoch_generator
 from ddpnas.errors import DataError
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.search import epoch_generator
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import DARTS_V2
+from ddpnas.retrain.loop import Retrainer
+from ddpnas.retrain.setup import RetrainConfig
+from ddpnas.runtime import device_name
+from ddpnas.spaces.darts.genotype import DARTS_V2
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.train import _Retrainer
-from ddpnas.train_setup import RetrainConfig
-from ddpnas.utils import device_name
 
 REPO = Path(__file__).resolve().parents[1]
-BUDGET_S = 570  # the whole check must end within 10 minutes
 NB201_ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|"
     "+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 )
 DARTS_ARCH = tuple(1 + e % 7 for e in range(28))  # each non-none op on 4 edges (no free paths)
-
-
-class Check:
-    """Sizes of the parts (paper scale, or toy sizes for --dry-run) and the collected figures."""
-
-    def __init__(self, dry: bool, out: Path, parts: str) -> None:
-        self.dry, self.out, self.parts, self.start = dry, out, parts, time.perf_counter()
-        self.device = torch.device("cpu" if dry else "cuda")
-        self.figures: dict[str, Any] = {}
-        self.notes: list[str] = []
-        self.split = 16 if dry else None  # images per half of the split (None: all 25k)
-        self.short = 16 if dry else 5000
-        self.nb201 = {"C": 2, "N": 1} if dry else PAPER["searches"]["nb201-ddpnas-ws"]["supernet"]
-        self.darts = {"C": 4, "layers": 3} if dry else PAPER["searches"]["darts-ddpnas"]["supernet"]
-        self.net = {"C": 4, "layers": 3} if dry else {"C": 36, "layers": 20}
-        self.batch = 8 if dry else 96
-        self.steps = 2 if dry else 30
-        # a dry run checks the search path with DDPNAS's shortest schedule (14 epochs)
-        self.schedule = {"pruning_step": 1} if dry else {}
-        self.share = 2 if dry else 4
-
-    def left(self) -> float:
-        return BUDGET_S - (time.perf_counter() - self.start)
-
-    def part(self, name: str, needs_s: float, run: Callable[[], None]) -> None:
-        if name[0] not in self.parts:
-            return
-        if not self.dry and self.left() < needs_s:
-            self.notes.append(f"{name}: skipped, {self.left():.0f} s left of the budget")
-            print(f"\n== {name}: SKIPPED (time budget)", flush=True)
-            return
-        print(f"\n== {name}", flush=True)
-        began = time.perf_counter()
-        try:
-            run()
-        except Exception as exc:  # report and go on: one broken part must not hide the rest
-            traceback.print_exc()
-            self.notes.append(f"{name}: FAILED ({type(exc).__name__}: {exc})")
-        print(f"   ({time.perf_counter() - began:.1f} s)", flush=True)
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
 
 def synthetic_folder(root: Path, per_class: tuple[int, int]) -> None:
@@ -163,8 +119,8 @@ def part_losses(check: Check, root: Path) -> None:
             with _recording_capture(seen):
                 ev.train(arch, 0, epoch_generator(0, 0))
         else:
-            step = ev._step
-            ev._step = lambda path, x, y, step=step, seen=seen: _keep(seen, step(path, x, y))
+            step = ev.train_step
+            ev.train_step = lambda path, x, y, step=step, seen=seen: _keep(seen, step(path, x, y))
             ev.train(arch, 0, epoch_generator(0, 0))
     eager, replay = (torch.stack(losses[g]).float().cpu() for g in (False, True))
     rel = ((eager - replay).abs() / eager.abs()).max().item()
@@ -191,7 +147,7 @@ def _keep(seen: list[torch.Tensor], outputs: tuple[torch.Tensor, ...]) -> tuple[
 @contextlib.contextmanager
 def _recording_capture(seen: list[torch.Tensor]) -> Iterator[None]:
     """Let the evaluator's CapturedStep record the loss every call returns."""
-    import ddpnas.evaluate as module
+    import ddpnas.engine.evaluators as module
 
     plain = module.CapturedStep
 
@@ -243,7 +199,7 @@ def part_retrain_step(check: Check) -> None:
     gpu = None
     for graphs in (False, True):
         cfg = RetrainConfig(cuda_graphs=graphs, seed=0)
-        run = _Retrainer(
+        run = Retrainer(
             lambda: DartsSpace().eval_network(DARTS_V2, num_classes=10, **check.net),
             sets,
             sets,
@@ -255,7 +211,7 @@ def part_retrain_step(check: Check) -> None:
         run.net.drop_path_prob = 0.1
         run.net.train()
         xs = x.contiguous(memory_format=torch.channels_last) if run.cfg.channels_last else x
-        step = CapturedStep(run._step, check.device) if graphs else run._step
+        step = CapturedStep(run.train_step, check.device) if graphs else run.train_step
         for _ in range(check.steps + 3):  # warm-up (and capture)
             step(xs, y)
         check.sync()

@@ -11,16 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
+from gpu_check_common import PAPER, Check
 
-from ddpnas.config import validate_search
-
-if TYPE_CHECKING:
-    from gpu_check import Check
-
-PAPER = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text())
+from ddpnas.config.load import validate_search
 
 
 def search_spec(name: str, **changes: Any) -> dict[str, Any]:
@@ -38,7 +33,7 @@ def ddpnas_search(
     cmd = [
         sys.executable,
         "-m",
-        "ddpnas.cli",
+        "ddpnas.cli.main",
         "search",
         "--experiment",
         tag,

@@ -24,7 +24,7 @@ def require(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def bench():
     """The compact NAS-Bench-201 table, loaded once."""
-    from ddpnas.nasbench_io import load_bench
+    from ddpnas.nasbench.files import load_bench
 
     return load_bench(require(NB201_TABLE))
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from ddpnas.data import ImageSet
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.search import epoch_generator
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import DARTS_V2
+from ddpnas.data.cifar10 import ImageSet
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.loop import epoch_generator
+from ddpnas.retrain.loop import retrain
+from ddpnas.retrain.setup import RetrainConfig
+from ddpnas.spaces.darts.genotype import DARTS_V2
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
-from ddpnas.train import retrain
-from ddpnas.train_setup import RetrainConfig
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "speed_golden.json"
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|"

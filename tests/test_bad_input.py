@@ -19,9 +19,11 @@ import torch
 import yaml
 from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
-from ddpnas.cli import main
-from ddpnas.spaces.darts_genotype import DARTS_V2
-from ddpnas.utils import exclusive, save_checkpoint, write_json
+from ddpnas.cli.main import main
+from ddpnas.io.checkpoints import save_checkpoint
+from ddpnas.io.files import write_json
+from ddpnas.io.locks import exclusive
+from ddpnas.spaces.darts.genotype import DARTS_V2
 
 CI = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
 TABULAR = json.dumps(CI["searches"]["nb201-ddpnas-tabular"])

@@ -14,7 +14,7 @@ import yaml
 from conftest import NB201_TABLE, REPO, SHARED_DATA, require
 from toys import SyntheticEvaluator, ToySpace, separated_means
 
-from ddpnas.bound import (
+from ddpnas.analysis.bounds import (
     BOUNDS,
     hoeffding_bound,
     prune_schedule,
@@ -23,7 +23,7 @@ from ddpnas.bound import (
     search_epochs,
     successive_rejects_bound,
 )
-from ddpnas.bound_mc import (
+from ddpnas.analysis.montecarlo import (
     NB201Table,
     QueryBudget,
     Setting,
@@ -32,15 +32,15 @@ from ddpnas.bound_mc import (
     run_replicas,
     synthetic,
 )
-from ddpnas.cli import main
-from ddpnas.config import load_config
-from ddpnas.distribution import JointCategorical
+from ddpnas.cli.main import main
+from ddpnas.config.load import load_config
+from ddpnas.engine.evaluators import TabularEvaluator
+from ddpnas.engine.loop import run_search
 from ddpnas.errors import DDPNASError
-from ddpnas.evaluate import TabularEvaluator
-from ddpnas.report.bound_report import bound_rows, curve_gaps, failure_figure, run_settings
-from ddpnas.search import run_search
+from ddpnas.report.bound_tables import bound_rows, curve_gaps, failure_figure, run_settings
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS, get_strategy
+from ddpnas.strategies.distribution import JointCategorical
 
 # Replicates per setting in tests; the pipeline runs the configured 2,000. The one-sided
 # Clopper-Pearson margin of `exceeds` accounts for the smaller sample.

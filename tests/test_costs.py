@@ -14,11 +14,11 @@ import torch
 import yaml
 from conftest import NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
-from ddpnas.cli import main
-from ddpnas.config import load_config
-from ddpnas.report import costs
+from ddpnas.cli.main import main
+from ddpnas.config.load import load_config
+from ddpnas.report import cost_table as costs
 from ddpnas.report.estimate import estimate
-from ddpnas.utils import run_cost
+from ddpnas.runtime import run_cost
 
 
 def test_run_cost_names_devices_memory_and_wall_time(monkeypatch) -> None:

@@ -15,12 +15,12 @@ from torch.func import functional_call
 from toys import ToySpace
 
 from baselines.darts import DARTS, first_order_grad, genotype_arch, unrolled_grad
-from ddpnas.data import ImageSet
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.search import SearchOutcome, run_search
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import derive_genotype
-from ddpnas.spaces.darts_ops import NODE_INPUTS, OPS
+from ddpnas.data.cifar10 import ImageSet
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.loop import SearchOutcome, run_search
+from ddpnas.spaces.darts.genotype import derive_genotype
+from ddpnas.spaces.darts.ops import NODE_INPUTS, OPS
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies.base import Batch, SupernetPath
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddpnas.cli import main
+from ddpnas.cli.main import main
 from ddpnas.errors import ArchError
 from ddpnas.report.tables import RETRAIN_KEYS, SEARCH_KEYS
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import DARTS_V1, DARTS_V2, Genotype, derive_genotype
-from ddpnas.spaces.darts_ops import EDGES, OPS
+from ddpnas.spaces.darts.genotype import DARTS_V1, DARTS_V2, Genotype, derive_genotype
+from ddpnas.spaces.darts.ops import EDGES, OPS
+from ddpnas.spaces.darts.space import DartsSpace
 
 SPACE = DartsSpace()
 E, K = len(EDGES), len(OPS)

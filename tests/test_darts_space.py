@@ -11,10 +11,10 @@ import torch
 
 from ddpnas.errors import ArchError
 from ddpnas.spaces import get_space
-from ddpnas.spaces.costs import count_flops, count_params
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import DARTS_V1, DARTS_V2
-from ddpnas.spaces.darts_ops import EDGES, OPS, FactorizedReduce
+from ddpnas.spaces.complexity import count_flops, count_params
+from ddpnas.spaces.darts.genotype import DARTS_V1, DARTS_V2
+from ddpnas.spaces.darts.ops import EDGES, OPS, FactorizedReduce
+from ddpnas.spaces.darts.space import DartsSpace
 
 SPACE = DartsSpace()
 E, K = len(EDGES), len(OPS)

@@ -15,11 +15,11 @@ import torch
 from conftest import CIFAR_ZIP, require
 from PIL import Image
 
-from ddpnas import data
-from ddpnas.batching import CIFAR10_MEAN, CIFAR10_STD, iterate_batches
-from ddpnas.data import ZIP_NAME, ImageSet, load_cifar10, nb201_split, subset
+from ddpnas.data import cifar10 as data
+from ddpnas.data.batching import CIFAR10_MEAN, CIFAR10_STD, iterate_batches
+from ddpnas.data.cifar10 import ZIP_NAME, ImageSet, load_cifar10, nb201_split, subset
+from ddpnas.data.locations import resolve_cache_dir, resolve_data_root
 from ddpnas.errors import ConfigError, DataError
-from ddpnas.locations import resolve_cache_dir, resolve_data_root
 
 CIFAR10_CLASSES = (
     "airplane",

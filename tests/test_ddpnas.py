@@ -9,10 +9,10 @@ import pytest
 import torch
 from toys import SyntheticEvaluator, ToySpace, separated_means
 
-from ddpnas.distribution import JointCategorical
+from ddpnas.engine.loop import run_search
 from ddpnas.errors import DDPNASError
-from ddpnas.search import run_search
 from ddpnas.strategies import DDPNAS
+from ddpnas.strategies.distribution import JointCategorical
 
 
 def test_update_matches_the_formula() -> None:
@@ -186,7 +186,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(
     with pytest.raises(DDPNASError, match=r"another config.*--stale-checkpoint restart"):
         run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=1, checkpoint=ckpt, fingerprint="b")
     assert torch.load(ckpt, weights_only=True)["fingerprint"] == "a"  # refused, left alone
-    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+    with caplog.at_level(logging.WARNING, logger="ddpnas.io.checkpoints"):
         fresh = run_search(
             DDPNAS(space),
             SyntheticEvaluator(mu, noise=0.05, seed=1),
@@ -223,7 +223,7 @@ def test_checkpoint_of_another_runtime_names_what_differs_and_restarts_on_reques
     run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=then)
     with pytest.raises(DDPNASError, match=r"written with threads=1 but this run has threads=2"):
         run_search(DDPNAS(space), SyntheticEvaluator(mu), seed=0, checkpoint=ckpt, fingerprint=now)
-    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+    with caplog.at_level(logging.WARNING, logger="ddpnas.io.checkpoints"):
         fresh = run_search(
             DDPNAS(space),
             SyntheticEvaluator(mu),
@@ -269,8 +269,8 @@ def test_preferences_rank_pruned_ops_by_how_long_they_survived() -> None:
 
 def test_darts_genotype_even_when_none_survives_everywhere() -> None:
     """Every edge ends on 'none'; the genotype takes each node's longest-surviving real ops."""
-    from ddpnas.spaces.darts import DartsSpace
-    from ddpnas.spaces.darts_genotype import Genotype
+    from ddpnas.spaces.darts.genotype import Genotype
+    from ddpnas.spaces.darts.space import DartsSpace
 
     space = DartsSpace()
     strategy = DDPNAS(space)

@@ -10,7 +10,7 @@ import torch
 from toys import ToySpace, separated_means
 
 from baselines.enas import ENAS
-from ddpnas.config import validate_search
+from ddpnas.config.load import validate_search
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from toys import SyntheticEvaluator, ToySpace, separated_means
 from baselines.enas import ENAS
 from baselines.random_search import RSPS, RandomSearch
 from baselines.reinforce import Reinforce
-from ddpnas.evaluate import TabularEvaluator
-from ddpnas.search import run_search
+from ddpnas.engine.evaluators import TabularEvaluator
+from ddpnas.engine.loop import run_search
 from ddpnas.spaces.base import Arch
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import get_strategy, strategies

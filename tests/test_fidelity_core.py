@@ -17,13 +17,13 @@ from torch import nn
 from toys import SyntheticEvaluator
 
 from baselines.random_search import RandomSearch
-from ddpnas.config import load_config, validate_search
-from ddpnas.data import ImageSet
-from ddpnas.distribution import JointCategorical
+from ddpnas.config.load import load_config, validate_search
+from ddpnas.data.cifar10 import ImageSet
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.experiment import run_experiment
+from ddpnas.engine.loop import run_search
 from ddpnas.errors import DDPNASError
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.experiment import run_experiment
-from ddpnas.nasbench_io import load_bench
+from ddpnas.nasbench.files import load_bench
 from ddpnas.report.tables import (
     NB201_COLUMNS,
     _scale,
@@ -32,14 +32,14 @@ from ddpnas.report.tables import (
     nb201_display,
     nb201_rows,
 )
-from ddpnas.search import run_search
-from ddpnas.spaces.darts import DartsSpace
-from ddpnas.spaces.darts_genotype import Genotype
-from ddpnas.spaces.darts_ops import CELL_EDGES, OPS
+from ddpnas.retrain.setup import sync_batchnorm
+from ddpnas.spaces.darts.genotype import Genotype
+from ddpnas.spaces.darts.ops import CELL_EDGES, OPS
+from ddpnas.spaces.darts.space import DartsSpace
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
 from ddpnas.strategies.base import StepContext
-from ddpnas.train_setup import sync_batchnorm
+from ddpnas.strategies.distribution import JointCategorical
 
 # Node 5 of a DARTS cell has inputs 0..4 on edges 9..13; edge 13 is 5 <- 4.
 LAST_EDGE_OF_NODE_5 = 13
@@ -84,11 +84,16 @@ def test_ci_configfile_replaces_the_default_config_and_schedules_only_its_jobs(
     assert sum(int(n) for job, n in counts.items() if job.startswith("search_tabular_")) == tabular
     assert int(counts["theta_figure"]) == theta
     assert int(counts["retrain"]) == int(counts["genotype"]) == retrained
-    # searches + genotypes + retrains + figures + the two tables + bound + generations + ranking
-    # + costs + all
+    # a generic table per searched space without a tabular benchmark (ci: the DARTS space)
+    assert int(counts["searches_table"]) == len({s["space"] for s in specs} - {"nb201"})
+    # searches + genotypes + retrains + figures + the two tables + the generic table(s) + bound
+    # + generations + ranking + costs + all
     generations = len(config.get("generate", {}))
     ranking = int(bool(config["report"]["ranking"]["experiments"]))
-    expected = per_seed + tabular + 2 * retrained + theta + 2 + 1 + generations + ranking + 1 + 1
+    generic = int(counts["searches_table"])
+    expected = (
+        per_seed + tabular + 2 * retrained + theta + 2 + generic + 1 + generations + ranking + 1 + 1
+    )
     assert int(counts["total"]) == expected
 
 

@@ -18,9 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toys import SyntheticEvaluator, ToySpace, separated_means
 
-from ddpnas.cli import main
+from ddpnas.cli.generate import parse_budget, parse_sweep, theta_from_record
+from ddpnas.cli.main import main
+from ddpnas.engine.loop import run_search
 from ddpnas.errors import DDPNASError
-from ddpnas.generate import (
+from ddpnas.generation.solver import (
     COST_TOL,
     VALUE_TOL,
     InfeasibleBudget,
@@ -30,8 +32,6 @@ from ddpnas.generate import (
     sweep,
     values,
 )
-from ddpnas.generate_cli import parse_budget, parse_sweep, theta_from_record
-from ddpnas.search import run_search
 from ddpnas.spaces.nb201 import NB201Space
 from ddpnas.strategies import DDPNAS
 
@@ -185,7 +185,7 @@ def test_nb201_costs_are_additive_and_equal_the_built_network(bench) -> None:
 
 
 def test_a_space_without_additive_costs_says_so() -> None:
-    from ddpnas.spaces.darts import DartsSpace
+    from ddpnas.spaces.darts.space import DartsSpace
 
     with pytest.raises(DDPNASError, match="no additive per-choice costs"):
         DartsSpace().choice_costs()

@@ -14,10 +14,9 @@ import torch
 import yaml
 from torch import nn
 
-from ddpnas.cli import main
-from ddpnas.errors import ArchError, ConfigError, DataError
-from ddpnas.experiment import run_experiment
-from ddpnas.imagenet import (
+from ddpnas.cli.imagenet import read_arch
+from ddpnas.cli.main import main
+from ddpnas.data.imagenet import (
     CIFAR_WNIDS,
     ENV_IMAGENET,
     RawBytes,
@@ -30,13 +29,14 @@ from ddpnas.imagenet import (
     search_split,
     targets,
 )
-from ddpnas.imagenet_cli import read_arch
-from ddpnas.imagenet_train import PROTOCOLS, ImageNetSource, protocol, search_sets
+from ddpnas.engine.experiment import run_experiment
+from ddpnas.errors import ArchError, ConfigError, DataError
 from ddpnas.report.imagenet_table import imagenet_display, imagenet_rows
-from ddpnas.spaces.darts_genotype import DARTS_V2
-from ddpnas.spaces.mobile import MobileSpace
-from ddpnas.train import retrain
-from ddpnas.train_setup import RetrainConfig, param_groups
+from ddpnas.retrain.imagenet import PROTOCOLS, ImageNetSource, protocol, search_sets
+from ddpnas.retrain.loop import retrain
+from ddpnas.retrain.setup import RetrainConfig, param_groups
+from ddpnas.spaces.darts.genotype import DARTS_V2
+from ddpnas.spaces.mobile.space import MobileSpace
 from tests.conftest import CIFAR_ZIP, REPO, require
 
 SPACE = MobileSpace()
@@ -295,7 +295,7 @@ def test_streaming_retrain_killed_mid_run_resumes_to_the_same_numbers(
     standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Worker-side augmentation is seeded per epoch, so a resumed run replays exactly."""
-    from ddpnas import train as train_module
+    from ddpnas.retrain import loop as train_module
 
     cfg = protocol("ddpnas_v1", {"epochs": 2, "batch_size": 20, "eval_batch_size": 20}, seed=1)
     source = ImageNetSource(standin, 16, device=torch.device("cpu"), workers=1)
@@ -304,17 +304,17 @@ def test_streaming_retrain_killed_mid_run_resumes_to_the_same_numbers(
         return SPACE.standalone((0,) * 21, width_mult=0.25, num_classes=10)
 
     whole = retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "whole")
-    original = train_module._Retrainer.epoch
+    original = train_module.Retrainer.epoch
 
     def die_in_second_epoch(self: object, epoch: int) -> dict:
         if epoch == 1:
             raise KeyboardInterrupt  # stands in for a kill after epoch 0's checkpoint
         return original(self, epoch)
 
-    monkeypatch.setattr(train_module._Retrainer, "epoch", die_in_second_epoch)
+    monkeypatch.setattr(train_module.Retrainer, "epoch", die_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         retrain(build, source, None, cfg, device="cpu", out_dir=tmp_path / "killed")
-    monkeypatch.setattr(train_module._Retrainer, "epoch", original)
+    monkeypatch.setattr(train_module.Retrainer, "epoch", original)
     (first,) = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()[1:]
     resumed = retrain(  # as the pipeline runs it: a stale checkpoint would be removed, not this
         build,

@@ -11,9 +11,14 @@ import torch
 from conftest import SHARED_DATA, require
 from toys import ToySpace
 
-import ddpnas.latency as latency
+import ddpnas.generation.latency as latency
 from ddpnas.errors import DataError, DDPNASError
-from ddpnas.latency import measured_table, module_latency_ms, phone_table, read_phone_table
+from ddpnas.generation.latency import (
+    measured_table,
+    module_latency_ms,
+    phone_table,
+    read_phone_table,
+)
 from ddpnas.spaces.nb201 import NB201Space
 
 PHONE_TABLE = SHARED_DATA / "mobile" / "mobile_trim.yaml"

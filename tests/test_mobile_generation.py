@@ -15,12 +15,12 @@ import pytest
 import yaml
 from conftest import CIFAR_ZIP, REPO, SHARED_DATA, SNAKEFILE, require
 
-from ddpnas.cli import main
+from ddpnas.cli.generate import budget_text
+from ddpnas.cli.imagenet import generated_under, read_arch
+from ddpnas.cli.main import main
 from ddpnas.errors import DataError
-from ddpnas.generate_cli import budget_text
-from ddpnas.imagenet_cli import generated_under, read_arch
-from ddpnas.latency import phone_table
-from ddpnas.spaces.mobile import MBCONV1, MobileSpace, layers
+from ddpnas.generation.latency import phone_table
+from ddpnas.spaces.mobile.space import MBCONV1, MobileSpace, layers
 
 PHONE_TABLE = SHARED_DATA / "mobile" / "mobile_trim.yaml"
 SPACE = MobileSpace()

@@ -11,14 +11,14 @@ import pytest
 import torch
 import yaml
 
-from ddpnas.data import ImageSet
+from ddpnas.data.cifar10 import ImageSet
+from ddpnas.engine.evaluators import SupernetEvaluator
+from ddpnas.engine.loop import run_search
 from ddpnas.errors import ArchError, ConfigError
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.search import run_search
 from ddpnas.spaces import get_space
-from ddpnas.spaces.costs import count_macs
-from ddpnas.spaces.mobile import EDGES, OPS, MobileSpace, layers
-from ddpnas.spaces.released import (
+from ddpnas.spaces.complexity import count_macs
+from ddpnas.spaces.mobile.space import EDGES, OPS, MobileSpace, layers
+from ddpnas.spaces.published_nets import (
     DDPNAS_GPU_GENE,
     darts_imagenet_network,
     proxyless_gpu_network,

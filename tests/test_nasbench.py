@@ -18,7 +18,9 @@ import pytest
 from conftest import NATS_FIXTURE, NB201_TABLE, require
 
 from ddpnas.errors import ArchError, ConfigError, DataError
-from ddpnas.nasbench import (
+from ddpnas.nasbench.files import export_table, load_bench
+from ddpnas.nasbench.official import OfficialBench
+from ddpnas.nasbench.table import (
     METRICS,
     METRICS_12EP,
     NATS_DIR_NAME,
@@ -29,8 +31,6 @@ from ddpnas.nasbench import (
     NB201Bench,
     TableBench,
 )
-from ddpnas.nasbench_io import export_table, load_bench
-from ddpnas.nasbench_official import OfficialBench
 
 FULL_RECORDS = (0, 11, 284)  # the only indices with records in the official-format fixture
 TOL = 1e-4

@@ -13,7 +13,7 @@ import torch
 
 from ddpnas.errors import ArchError
 from ddpnas.spaces import get_space
-from ddpnas.spaces.costs import count_flops, count_params
+from ddpnas.spaces.complexity import count_flops, count_params
 from ddpnas.spaces.nb201 import OPS, NB201Network, NB201Space, NB201Supernet
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/nasbench201"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -16,9 +17,9 @@ import torch
 import yaml
 from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
 
-from ddpnas.cli import main
-from ddpnas.evaluate import TabularEvaluator
-from ddpnas.spaces.darts_genotype import Genotype
+from ddpnas.cli.main import main
+from ddpnas.engine.evaluators import TabularEvaluator
+from ddpnas.spaces.darts.genotype import Genotype
 from ddpnas.spaces.nb201 import NB201Space
 
 
@@ -41,6 +42,38 @@ def _ci_config(tmp_path: Path, **ws_overrides: object) -> Path:
     path = tmp_path / "ci.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+# What a record holds besides its numbers: timing, and the machine (kernel, CPU name, versions).
+VOLATILE = {"search_seconds", "seconds", "environment", "cost"}
+RUNTIME = ("threads", "cpu_capability", "device", "torch")
+
+
+def record_digest(record: dict) -> str:
+    """sha256 of a record without its volatile fields (timing and machine description)."""
+
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in VOLATILE}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    text = json.dumps(strip(record), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_records_pinned(search: Path) -> None:
+    """The ci config's records equal those of the code before the package was reorganised
+    (tests/fixtures/ci_records.json). Tabular records are pure NumPy: equal on any machine.
+    Weight-sharing records are compared where the runtime (threads, CPU kernels, torch) is the
+    one they were pinned with, as a checkpoint's fingerprint is."""
+    pinned = json.loads((REPO / "tests" / "fixtures" / "ci_records.json").read_text())
+    for key, digest in pinned["records"].items():
+        record = json.loads((search / f"{key}.json").read_text())
+        runtime = {k: record["environment"][k] for k in RUNTIME}
+        if record["mode"] == "tabular" or runtime == pinned["runtime"]:
+            assert record_digest(record) == digest, f"{key} differs from the pinned record"
 
 
 def _strip(history: list[dict]) -> list[dict]:
@@ -191,6 +224,7 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
         capture_output=True,
     )
     results = tmp_path / "results"
+    check_records_pinned(results / "search")
     table = pd.read_csv(results / "tables" / "nb201.csv")
     ours = table[table["source"].str.startswith("ours")].set_index("source")
     assert set(ours.index) == {

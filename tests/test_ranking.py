@@ -13,8 +13,8 @@ import yaml
 from conftest import REPO, SHARED_DATA, require
 from scipy import stats
 
-from ddpnas.cli import main
-from ddpnas.config import load_config
+from ddpnas.cli.main import main
+from ddpnas.config.load import load_config
 from ddpnas.report import ranking
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from ddpnas.cli import main
+from ddpnas.cli.main import main
 from ddpnas.report import readme
 
 

@@ -12,9 +12,9 @@ from conftest import REPO
 from toys import ToySpace
 
 from baselines.reinforce import EMABaseline, Reinforce
-from ddpnas.config import validate_search
-from ddpnas.evaluate import TabularEvaluator
-from ddpnas.search import run_search
+from ddpnas.config.load import validate_search
+from ddpnas.engine.evaluators import TabularEvaluator
+from ddpnas.engine.loop import run_search
 from ddpnas.spaces.nb201 import NB201Space
 
 

@@ -12,11 +12,12 @@ import pytest
 import yaml
 from conftest import NATS_FIXTURE, REPO, SHARED_DATA, SNAKEFILE, require
 
-import ddpnas.experiment as experiment
-from ddpnas.cli import main, parse_seeds
-from ddpnas.config import validate_search
+import ddpnas.engine.experiment as experiment
+from ddpnas.cli.main import main
+from ddpnas.cli.search import parse_seeds
+from ddpnas.config.load import validate_search
+from ddpnas.engine.evaluators import TabularEvaluator
 from ddpnas.errors import DDPNASError
-from ddpnas.evaluate import TabularEvaluator
 from ddpnas.report.tables import nb201_display, nb201_rows
 from ddpnas.spaces.nb201 import NB201Space
 

@@ -159,12 +159,12 @@ def test_real_single_node_cluster(tmp_path: Path) -> None:
 
 
 def test_launcher_takes_the_rendezvous_from_the_slurm_environment() -> None:
-    from ddpnas.launch import BASE_PORT, launch_argv
+    from ddpnas.retrain.launch import BASE_PORT, launch_argv
 
     assert launch_argv(1, {}) == ["ddpnas"]
     # One node (also inside a one-node SLURM job): torchrun on this machine's GPUs.
     single = launch_argv(4, {"SLURM_JOB_ID": "77", "SLURM_NNODES": "1"})
-    assert single == ["torchrun", "--nproc_per_node=4", "--standalone", "-m", "ddpnas.cli"]
+    assert single == ["torchrun", "--nproc_per_node=4", "--standalone", "-m", "ddpnas.cli.main"]
     # Several nodes: one torchrun per node through srun, all meeting at the first host.
     env = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "3", "SLURM_JOB_NODELIST": "gpu[07-09]"}
     argv = launch_argv(2, env, hostnames=lambda nodelist: ["gpu07", "gpu08", "gpu09"])
@@ -177,14 +177,14 @@ def test_launcher_takes_the_rendezvous_from_the_slurm_environment() -> None:
         f"--rdzv_endpoint=gpu07:{BASE_PORT + 242}",
         "--rdzv_id=4242",
         "-m",
-        "ddpnas.cli",
+        "ddpnas.cli.main",
     ]
     # SLURM_NNODES outside a job (no SLURM_JOB_ID) is not an allocation.
-    assert launch_argv(2, {"SLURM_NNODES": "3"})[-3:] == ["--standalone", "-m", "ddpnas.cli"]
+    assert launch_argv(2, {"SLURM_NNODES": "3"})[-3:] == ["--standalone", "-m", "ddpnas.cli.main"]
 
 
 def test_launcher_expands_the_node_list_with_scontrol(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ddpnas.launch import slurm_hostnames
+    from ddpnas.retrain.launch import slurm_hostnames
 
     monkeypatch.setenv("PATH", f"{FAKE_SLURM}{os.pathsep}{os.environ['PATH']}")
     assert slurm_hostnames("nodeA,nodeB") == ["nodeA", "nodeB"]

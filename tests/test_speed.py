@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddpnas.batching import _random_crop_flip, device_generator, iterate_batches
-from ddpnas.capture import CapturedStep
-from ddpnas.config import validate_search
+from ddpnas.config.load import validate_search
+from ddpnas.data.batching import _random_crop_flip, device_generator, iterate_batches
+from ddpnas.engine.cuda_graph import CapturedStep
+from ddpnas.engine.evaluators import SupernetEvaluator
 from ddpnas.errors import ConfigError
-from ddpnas.evaluate import SupernetEvaluator
-from ddpnas.train_setup import RetrainConfig
+from ddpnas.retrain.setup import RetrainConfig
 from tests.speed_runs import BATCH, GOLDEN, TRAIN_IMAGES, retrain_run, supernet_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,14 +127,14 @@ def test_replayed_outputs_are_static_so_the_next_step_overwrites_them() -> None:
 def test_device_accumulation_equals_per_step_item_sums(monkeypatch: pytest.MonkeyPatch) -> None:
     """train_loss/train_acc, summed on the device and read once, equal host sums per step."""
     seen: list[tuple[float, int, int]] = []
-    original = SupernetEvaluator._step
+    original = SupernetEvaluator.train_step
 
     def recording(self: SupernetEvaluator, path: Any, x: torch.Tensor, y: torch.Tensor) -> Any:
         loss, logits = original(self, path, x, y)
         seen.append((loss.item(), int((logits.argmax(1) == y).sum()), len(y)))
         return loss, logits
 
-    monkeypatch.setattr(SupernetEvaluator, "_step", recording)
+    monkeypatch.setattr(SupernetEvaluator, "train_step", recording)
     rows = supernet_run(cuda_graphs=True)
     epoch = seen[: len(seen) // 2]
     images = sum(n for _, _, n in epoch)
@@ -215,8 +215,8 @@ def test_capture_settings_are_validated() -> None:
 def test_cli_start_and_report_commands_do_not_import_torch() -> None:
     """Every pipeline job starts the CLI: building its parser must not load torch or scipy."""
     code = (
-        "import sys, ddpnas.cli, ddpnas.report.tables, ddpnas.report.plots;"
-        "ddpnas.cli.build_parser();"
+        "import sys, ddpnas.cli.main, ddpnas.report.tables, ddpnas.report.plots;"
+        "ddpnas.cli.main.build_parser();"
         "sys.exit(bool({'torch', 'scipy'} & set(sys.modules)))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -21,11 +21,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ddpnas.batching import iterate_batches
-from ddpnas.data import ImageSet
+from ddpnas.data.batching import iterate_batches
+from ddpnas.data.cifar10 import ImageSet
 from ddpnas.errors import ConfigError, DDPNASError
-from ddpnas.train import METRICS_COLUMNS, retrain
-from ddpnas.train_setup import RetrainConfig, cutout, drop_path_schedule
+from ddpnas.retrain.loop import METRICS_COLUMNS, retrain
+from ddpnas.retrain.setup import RetrainConfig, cutout, drop_path_schedule
 
 TESTS = Path(__file__).resolve().parent
 NUM_CLASSES = 4
@@ -244,7 +244,7 @@ def test_checkpoint_of_another_config_is_refused_or_restarted_on_request(
     with pytest.raises(DDPNASError, match=r"another config, seed, model.*stale-checkpoint restart"):
         retrain(TinyNet, train, test, other, device="cpu", out_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # refused, kept
-    with caplog.at_level(logging.WARNING, logger="ddpnas.utils"):
+    with caplog.at_level(logging.WARNING, logger="ddpnas.io.checkpoints"):
         result = retrain(
             TinyNet, train, test, other, device="cpu", out_dir=tmp_path, stale_checkpoint="restart"
         )

@@ -89,7 +89,7 @@ def test_wheel_installs_and_validates_a_config(tmp_path: Path) -> None:
         [
             python,
             "-c",
-            "import sys; from ddpnas.config import load_config; "
+            "import sys; from ddpnas.config.load import load_config; "
             "print(sorted(load_config(sys.argv[1])['searches']))",
             str(REPO / "config/ci.yaml"),
         ],

@@ -41,14 +41,22 @@ def search_row(name: str, spec: dict[str, Any]) -> dict[str, Any]:
             "gpu_hours_per_seed": 0.0,
             "note": "tabular: table lookups, no GPU",
         }
-    measured = speeds()["search"][spec["space"]]
+    strategy = get_strategy(spec["strategy"])(
+        get_space(spec["space"]), mode=spec["mode"], **spec["strategy_args"]
+    )
+    measured = speeds()["search"].get(spec["space"], {})
+    if strategy.speed_key() not in measured.get("train_step_ms", {}):
+        return {
+            **row,
+            "epochs": None,
+            "steps_per_epoch": None,
+            "gpu_hours_per_seed": math.nan,
+            "note": f"no measured speed for {strategy.speed_key()} on {spec['space']}",
+        }
     train = spec["train"]
     n_train = train["train_size"] or SPLIT
     n_valid = train["valid_size"] or SPLIT
     batch = train["batch_size"]
-    strategy = get_strategy(spec["strategy"])(
-        get_space(spec["space"]), mode=spec["mode"], **spec["strategy_args"]
-    )
     step_ms = measured["train_step_ms"][strategy.speed_key()] * batch / measured["batch_size"]
     epochs, validated = strategy.search_images(n_valid)
     steps = math.ceil(n_train / batch)
@@ -111,8 +119,10 @@ def estimate_text(df: pd.DataFrame, config_name: str) -> str:
     shown = df.assign(
         epochs=df["epochs"].map(lambda e: "-" if pd.isna(e) else f"{e:.0f}"),
         steps_per_epoch=df["steps_per_epoch"].map(lambda e: "-" if pd.isna(e) else f"{e:.0f}"),
-        gpu_hours_per_seed=df["gpu_hours_per_seed"].map(lambda h: f"{h:.3g}"),
-        gpu_hours=df["gpu_hours"].map(lambda h: f"{h:.3g}"),
+        gpu_hours_per_seed=df["gpu_hours_per_seed"].map(
+            lambda h: "?" if pd.isna(h) else f"{h:.3g}"
+        ),
+        gpu_hours=df["gpu_hours"].map(lambda h: "?" if pd.isna(h) else f"{h:.3g}"),
     )
     totals = df.groupby("stage", sort=False)["gpu_hours"].sum()
     lines = [
@@ -125,4 +135,9 @@ def estimate_text(df: pd.DataFrame, config_name: str) -> str:
         f"- total: {df['gpu_hours'].sum():.3g} GPU-hours ({df['gpu_hours'].sum() / 24:.3g} "
         "GPU-days)",
     ]
+    unknown = df[df["gpu_hours"].isna()]
+    if len(unknown):
+        lines.append(
+            f"- not included: {', '.join(unknown['experiment'])} (no measured speed; see notes)"
+        )
     return "\n".join(lines)

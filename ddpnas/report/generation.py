@@ -19,12 +19,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ddpnas.generate import CostTable, Generated
-from ddpnas.latency import RESOURCE
-from ddpnas.nasbench import NB201Bench
+from ddpnas.generation.latency import RESOURCE
+from ddpnas.generation.solver import CostTable, Generated
+from ddpnas.io.files import atomic_write
+from ddpnas.nasbench.table import NB201Bench
 from ddpnas.report.plots import STYLE
 from ddpnas.spaces.base import SearchSpace
-from ddpnas.utils import atomic_write
 
 #: The accuracy the NB201 validation reports: 200-epoch CIFAR-10 test accuracy (train+valid).
 NB201_METRIC = "cifar10_test_acc"

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ddpnas.utils import atomic_write
+from ddpnas.io.files import atomic_write
 
 STYLE = {
     "figure.dpi": 110,

@@ -28,7 +28,7 @@ import torch
 from scipy import stats
 
 from ddpnas.errors import DDPNASError
-from ddpnas.nasbench import NB201Bench
+from ddpnas.nasbench.table import NB201Bench
 from ddpnas.spaces.base import SearchSpace
 
 TEST = "cifar10_test_acc"  # 200-epoch test accuracy (train on train+valid)
@@ -136,10 +136,10 @@ def supernet_scorer(
     run: dict[str, Any], supernet: str | Path, data: dict[str, Any], device: torch.device
 ) -> Callable[[str], float]:
     """Top-1 of a cell's path through the run's final supernet, on the search's valid split."""
-    from ddpnas.evaluate import SupernetEvaluator
-    from ddpnas.experiment import SIZE_KEYS, SUPERNET_VERSION, config_hash, search_split
+    from ddpnas.engine.evaluators import SupernetEvaluator
+    from ddpnas.engine.experiment import SIZE_KEYS, SUPERNET_VERSION, config_hash, search_split
+    from ddpnas.io.checkpoints import load_checkpoint
     from ddpnas.spaces import get_space
-    from ddpnas.utils import load_checkpoint
 
     spec = run["spec"]
     if run["space"] != "nb201" or run["mode"] != "weight_sharing":

@@ -81,8 +81,8 @@ def ranking_figure(cells: pd.DataFrame, summary: pd.DataFrame, out: str | Path) 
     """Supernet accuracy vs 200-epoch test accuracy, one panel per run (sample vs visited)."""
     import matplotlib.pyplot as plt
 
+    from ddpnas.io.files import atomic_write
     from ddpnas.report.plots import STYLE
-    from ddpnas.utils import atomic_write
 
     groups = list(cells.groupby(["experiment", "seed"], sort=False))
     with plt.style.context("default"), plt.rc_context(STYLE):
@@ -124,8 +124,8 @@ def write_ranking(
     args: Any,
 ) -> None:
     """The summary table, the per-edge table (empty when no run prunes), figure and cell CSV."""
+    from ddpnas.io.files import atomic_write
     from ddpnas.report.tables import write_table
-    from ddpnas.utils import atomic_write
 
     notes = [
         f"{args.cells} cells sampled (seed {args.sample_seed}) in equal shares from the deciles of "

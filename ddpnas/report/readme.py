@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ddpnas.errors import DDPNASError
-from ddpnas.utils import atomic_write
+from ddpnas.io.files import atomic_write
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"

@@ -14,8 +14,8 @@ import pandas as pd
 import yaml
 
 from ddpnas.errors import DDPNASError
-from ddpnas.nasbench import NB201Bench
-from ddpnas.utils import atomic_write
+from ddpnas.io.files import atomic_write
+from ddpnas.nasbench.table import NB201Bench
 
 # Table column -> NAS-Bench-201 metric (200-epoch figures, as in the NAS-Bench-201 paper's table).
 NB201_COLUMNS = {
@@ -100,6 +100,20 @@ def load_runs(
             )
         runs.append(run)
     return runs
+
+
+def seed_ranges(seeds: Iterable[int]) -> str:
+    """Seeds as compact ranges: ``0-199`` or ``0-2, 5, 7-9``."""
+    parts: list[str] = []
+    run: list[int] = []
+    for seed in sorted(set(seeds)):
+        if run and seed != run[-1] + 1:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(seed)
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(parts)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ddpnas.errors import DDPNASError
-from ddpnas.utils import cpu_model
+from ddpnas.runtime import cpu_model
 
 # Snakemake's benchmark columns we read: wall seconds, CPU seconds, peak resident memory (MB).
 COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mb"}

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 from torch import nn
 
-from ddpnas.options import Options
+from ddpnas.config.options import Options
 
 Arch = tuple[int, ...]
 #: Input shape of a module, batch first (batch 1 for per-image costs).
@@ -116,8 +116,9 @@ class SearchSpace(ABC):
     def standalone(self, arch: Arch, **kwargs: Any) -> nn.Module:
         """Network holding only the ops of ``arch``; ``forward(x)``."""
 
-    # Constraint-aware generation (ddpnas/generate.py, ddpnas/latency.py). A space whose costs are
-    # additive over its choices offers per-choice modules; the defaults say clearly when it is not.
+    # Constraint-aware generation (ddpnas/generation/solver.py, ddpnas/generation/latency.py). A
+    # space whose costs are additive over its choices offers per-choice modules; the defaults say
+    # clearly when it is not.
 
     def choice_modules(self, **network_kwargs: Any) -> list[list[tuple[nn.Module | None, Shape]]]:
         """E x K (module, input shape) of every choice, None for a choice that computes nothing.
@@ -134,10 +135,10 @@ class SearchSpace(ABC):
     def choice_costs(self, **network_kwargs: Any) -> dict[str, tuple[float, np.ndarray]]:
         """resource -> (fixed, E x K) raw counts ("macs", "params") of the standalone network.
 
-        MACs follow ddpnas.spaces.costs (one MAC per multiply-add plus bias adds); the total of an
-        architecture is fixed + sum over edges, which equals the count of its standalone network.
+        MACs follow ddpnas.spaces.complexity (one MAC per multiply-add plus bias adds); the total of
+        an architecture is fixed + sum over edges, which equals the count of its standalone network.
         """
-        from ddpnas.spaces.costs import count_flops
+        from ddpnas.spaces.complexity import count_flops
 
         def count(module: nn.Module | None, shape: Shape) -> tuple[float, float]:
             if module is None:

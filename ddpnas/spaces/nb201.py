@@ -15,7 +15,7 @@ from torch import nn
 from ddpnas.errors import ArchError
 from ddpnas.registry import register_space
 from ddpnas.spaces.base import Arch, CellBNOptions, SearchSpace, Shape, copy_path_weights
-from ddpnas.spaces.costs import count_flops, count_params
+from ddpnas.spaces.complexity import count_flops, count_params
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[str, ...] = ("1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2")

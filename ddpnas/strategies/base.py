@@ -1,4 +1,5 @@
-"""The hook interface every search strategy implements; the engine in ddpnas.search owns the loop.
+"""The hook interface every search strategy implements; the engine (ddpnas.engine.loop) owns
+the loop.
 
 One engine epoch is: ``plan = propose(rng)``; the evaluator trains the shared weights along
 ``plan.train`` (one fixed architecture, or a :class:`TrainingPlan` that picks a path or mixed-op
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddpnas.options import Options as OptionsModel
+from ddpnas.config.options import Options as OptionsModel
 from ddpnas.spaces.base import Arch, SearchSpace
 
 # A path through a supernet: one op per edge (single path), or an E x K tensor of op weights
@@ -138,7 +139,7 @@ class Strategy(ABC):
         self.options = self.Options.model_validate(options)
         self.space = space
         self.mode = mode
-        # Filled by the engine (ddpnas.search.run_search) with every validated architecture.
+        # Filled by the engine (ddpnas.engine.loop.run_search) with every validated architecture.
         self.evidence = Evidence(space.num_edges, space.num_ops)
 
     @abstractmethod

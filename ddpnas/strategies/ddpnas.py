@@ -7,11 +7,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ddpnas.distribution import JointCategorical
-from ddpnas.options import Number, Options
+from ddpnas.config.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import EpochPlan, Strategy, rank_strength
+from ddpnas.strategies.distribution import JointCategorical
 
 
 class DDPNASOptions(Options):

@@ -3,7 +3,7 @@ import json
 import re
 from types import SimpleNamespace
 
-from ddpnas.registry import get_strategy, strategies
+from ddpnas.registry import get_strategy, space_class, strategies
 
 
 def search_records(space=None):
@@ -79,6 +79,25 @@ def nb201_tables():
     if not search_records("nb201"):
         return []
     return expand("results/tables/nb201.{ext}", ext=["csv", "md", "tex"])
+
+
+def generic_table_spaces():
+    """Searched spaces without a tabular benchmark: each gets the generic searched-architecture
+    table (NAS-Bench-201 has its own, with the benchmark's figures)."""
+    used = dict.fromkeys(spec["space"] for spec in config["searches"].values())
+    return [space for space in used if "tabular" not in space_class(space).modes]
+
+
+def spaces_regex():
+    return "|".join(re.escape(space) for space in generic_table_spaces()) or "(?!)"
+
+
+def searches_tables():
+    return expand(
+        "results/tables/searches_{space}.{ext}",
+        space=generic_table_spaces(),
+        ext=["csv", "md", "tex"],
+    )
 
 
 def logs_theta(spec):

@@ -3,8 +3,8 @@
 # stage's mobile-space search; its `retrain:` networks are retrained by the ImageNet stage.
 import shlex
 
-from ddpnas.config import validate as validate_block
-from ddpnas.config_models import Generation
+from ddpnas.config.load import validate as validate_block
+from ddpnas.config.generation import Generation
 
 IMAGENET_SOURCE = "imagenet"
 

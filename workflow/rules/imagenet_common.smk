@@ -3,7 +3,7 @@ import os
 
 IMAGENET = config.get("imagenet", {})
 STANDIN_DIR = "results/imagenet/standin"
-STANDIN_CLASSES = 10  # CIFAR-10's (ddpnas.imagenet.CIFAR_WNIDS); ImageNet's 1000 otherwise
+STANDIN_CLASSES = 10  # CIFAR-10's (ddpnas.data.imagenet.CIFAR_WNIDS); ImageNet's 1000 otherwise
 
 
 def imagenet_on():

@@ -26,6 +26,33 @@ rule nb201_table:
         " --data {params.data:q} > {log} 2>&1"
 
 
+rule searches_table:
+    input:
+        lambda w: search_records(w.space),
+    output:
+        csv="results/tables/searches_{space}.csv",
+        md=report(
+            "results/tables/searches_{space}.md",
+            caption="../report/searches.rst",
+            category="Tables",
+            labels={"table": "searched architectures ({space})"},
+        ),
+        tex="results/tables/searches_{space}.tex",
+    wildcard_constraints:
+        space=spaces_regex(),
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "results/logs/tables/searches_{space}.log",
+    benchmark:
+        "results/benchmarks/tables/searches_{space}.tsv"
+    params:
+        title=lambda w: f"Searched architectures, {w.space} space",
+    shell:
+        "ddpnas report searches-table --runs {input} --title {params.title:q}"
+        " --out results/tables/searches_{wildcards.space} > {log} 2>&1"
+
+
 rule cifar10_table:
     input:
         **cifar10_inputs(),

@@ -1,0 +1,1 @@
+"""Theory of the pruning schedule: failure bounds and their Monte-Carlo check."""

@@ -1,0 +1,1 @@
+"""The ``ddpnas`` command line: one module per command group, shared arguments in ``args``."""

@@ -1,0 +1,35 @@
+"""The ``data:`` section: where CIFAR-10, NAS-Bench-201 and the decoded-image cache are."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ddpnas.config.options import (
+    Options,
+)
+
+
+class Data(Options):
+    """Where the data sets are."""
+
+    root: str | None = Field(
+        None,
+        description=(
+            "Folder holding CIFAR-10 (torchvision's cifar-10-batches-py, an image folder, or "
+            "cifar10-jpeg.zip) and nasbench201/. null -> $DDPNAS_DATA -> torchvision download."
+        ),
+    )
+    nb201: str | None = Field(
+        None,
+        description=(
+            "NAS-Bench-201 source (compact table, NATS-tss-v1_0-3ffb9-simple dir or the v1_1 "
+            ".pth). null -> <root>/nasbench201 -> $DDPNAS_NB201 -> $DDPNAS_DATA/nasbench201 -> "
+            "$TORCH_HOME."
+        ),
+    )
+    cache: str | None = Field(
+        None, description="Decoded-image cache. null -> $DDPNAS_CACHE -> ~/.cache/ddpnas."
+    )
+    download: bool = Field(
+        True, description="Let torchvision download CIFAR-10 when it is nowhere else."
+    )

@@ -1,0 +1,1 @@
+"""Networks generated from a learned distribution under FLOPs / params / latency budgets."""

@@ -1,0 +1,1 @@
+"""The DARTS cell space: ops, genotype, search supernet and evaluation network."""
