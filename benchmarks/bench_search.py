@@ -78,7 +78,7 @@ def time_epoch(
     return statistics.median(train), statistics.median(valid)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", choices=["nb201", "darts"], default="nb201")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -89,15 +89,13 @@ def main() -> None:
     parser.add_argument("--N", type=int, default=5, help="cells per stage (nb201)")
     parser.add_argument("--layers", type=int, default=8, help="cells (darts)")
     parser.add_argument("--only", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def measure(args: argparse.Namespace, size: dict[str, int]) -> list[tuple]:
+    """(label, ms per train step, paper epochs, extrapolated s/epoch, extrapolated hours)."""
     device = torch.device(args.device)
     space = get_space(args.space)
-    size = (
-        {"C": args.C, "N": args.N}
-        if args.space == "nb201"
-        else {"C": args.C, "layers": args.layers}
-    )
     data_gen = torch.Generator().manual_seed(0)
     train_set = synthetic(args.batch * args.steps, data_gen)
     valid_set = synthetic(args.batch * args.steps, data_gen)
@@ -123,10 +121,22 @@ def main() -> None:
         per_epoch_s = batches * (step_ms + validations * valid_ms) / 1e3
         total_s = per_epoch_s * epochs + final * batches * valid_ms / 1e3
         rows.append((label, step_ms, epochs, per_epoch_s, total_s / 3600))
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    size = (
+        {"C": args.C, "N": args.N}
+        if args.space == "nb201"
+        else {"C": args.C, "layers": args.layers}
+    )
+    rows = measure(args, size)
     base = rows[0][1] if rows[0][0] == "DDPNAS" else float("nan")
     print(
-        f"{space.name} supernet {size}, batch {args.batch}, {args.steps} steps x "
-        f"{args.repeats} epochs (median); {device_name(device)}; torch {torch.__version__}\n"
+        f"{args.space} supernet {size}, batch {args.batch}, {args.steps} steps x "
+        f"{args.repeats} epochs (median); {device_name(torch.device(args.device))}; "
+        f"torch {torch.__version__}\n"
     )
     print(
         "| strategy | ms/train step | ratio to DDPNAS | paper epochs | extrapolated s/epoch "

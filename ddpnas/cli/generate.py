@@ -158,24 +158,23 @@ def _measured(space: SearchSpace | None, gen: Generated | None, network: dict) -
         return None
 
 
-def run(args: argparse.Namespace) -> None:
-    """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
-    from ddpnas.generation.solver import check_problem, generate
-    from ddpnas.spaces import get_space
-
-    network = json_object(args.network, "--network")
-    if args.min_alive < 1:
-        raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
-    if args.latency and args.costs:
-        raise DDPNASError("--latency adds to the space's costs; put latency in --costs instead")
+def _theta(args: argparse.Namespace) -> tuple[np.ndarray, str, str | None]:
+    """(theta, where it came from, space name) from --record or --theta."""
     if args.record:
         record = _read_json(args.record, "search record")
         theta, source = theta_from_record(record, args.min_alive)
-        source = f"{args.record}: {source}"
-        space_name = args.space or record.get("space")
-    else:
-        theta, source = _read_json(args.theta, "theta file"), args.theta
-        space_name = args.space
+        return theta, f"{args.record}: {source}", args.space or record.get("space")
+    return _read_json(args.theta, "theta file"), args.theta, args.space
+
+
+def _problem(
+    args: argparse.Namespace, network: dict
+) -> tuple[SearchSpace | None, np.ndarray, CostTable, dict[str, float], str]:
+    """(space, theta, costs, budgets, theta's source), checked against each other."""
+    from ddpnas.generation.solver import check_problem
+    from ddpnas.spaces import get_space
+
+    theta, source, space_name = _theta(args)
     try:
         space = get_space(space_name) if space_name else None
     except KeyError as exc:
@@ -196,11 +195,26 @@ def run(args: argparse.Namespace) -> None:
         )
     if excluded is not None and excluded.any():
         theta = np.where(excluded, 0.0, theta)
+    return space, theta, costs, budgets, source
+
+
+def run(args: argparse.Namespace) -> None:
+    """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
+    from ddpnas.generation.solver import generate
+    from ddpnas.io.files import ensure_writable
+
+    network = json_object(args.network, "--network")
+    if args.min_alive < 1:
+        raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
+    if args.latency and args.costs:
+        raise DDPNASError("--latency adds to the space's costs; put latency in --costs instead")
+    if not args.sweep and not args.out:
+        raise DDPNASError("give --out arch.json (or --sweep to write a table)")
+    ensure_writable(None if args.sweep else args.out, "--out")
+    space, theta, costs, budgets, source = _problem(args, network)
     if args.sweep:
         _run_sweep(args, space, theta, costs, budgets, network, source)
         return
-    if not args.out:
-        raise DDPNASError("give --out arch.json (or --sweep to write a table)")
     gen = generate(theta, costs, budgets, args.objective)
     measured = _measured(space, gen, network)
     if measured is not None and args.latency == "device":
@@ -210,6 +224,17 @@ def run(args: argparse.Namespace) -> None:
         measured[RESOURCE] = network_latency_ms(
             space, gen.arch, resolve_device(args.device), network_kwargs=network
         )
+    _write_generated(args, space, gen, measured, budgets, source)
+
+
+def _write_generated(
+    args: argparse.Namespace,
+    space: SearchSpace | None,
+    gen: Generated,
+    measured: dict | None,
+    budgets: dict[str, float],
+    source: str,
+) -> None:
     result = {
         "arch": list(gen.arch),
         "arch_str": space.arch_to_str(gen.arch) if space else None,
@@ -258,6 +283,30 @@ def _run_sweep(
     name = space.name if space else "custom"
     stem = args.table or f"results/tables/generation_{name}"
     scale, unit = UNITS.get(resource, (1.0, resource))
+    notes = _sweep_notes(args, source, budgets, network, cells)
+    write_table(
+        df,
+        sweep_display(df, resource, scale, unit),
+        stem,
+        f"Generation under a {resource} budget ({name})",
+        notes,
+    )
+    figure = args.figure or f"results/figures/generation_{name}.png"
+    sweep_figure(df, resource, scale, unit, figure, f"{name}: generated from {source}", cells)
+    feasible = int(df["feasible"].sum())
+    print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
+    if "gap" in df:
+        print(f"gap to the true front: mean {df['gap'].mean():.2f}, max {df['gap'].max():.2f}")
+
+
+def _sweep_notes(
+    args: argparse.Namespace,
+    source: str,
+    budgets: dict[str, float],
+    network: dict,
+    cells: Any,
+) -> list[str]:
+    """The sweep table's notes: theta, objective, costs, latency and the NB201 front."""
     fixed = "".join(f", {r} <= {b:g}" for r, b in budgets.items())
     notes = [
         f"theta: {source}; objective: {args.objective} (sum over edges of "
@@ -279,19 +328,7 @@ def _run_sweep(
             "the generated cells (MACs in the benchmark's FLOPs convention); gap = front - "
             "generated."
         )
-    write_table(
-        df,
-        sweep_display(df, resource, scale, unit),
-        stem,
-        f"Generation under a {resource} budget ({name})",
-        notes,
-    )
-    figure = args.figure or f"results/figures/generation_{name}.png"
-    sweep_figure(df, resource, scale, unit, figure, f"{name}: generated from {source}", cells)
-    feasible = int(df["feasible"].sum())
-    print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
-    if "gap" in df:
-        print(f"gap to the true front: mean {df['gap'].mean():.2f}, max {df['gap'].max():.2f}")
+    return notes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +144,49 @@ def _cmd_search(args: argparse.Namespace) -> None:
     print(f"imagenet search seed {args.seed}: {record['arch']} ({record['search_seconds']:.1f} s)")
 
 
+def _network(
+    args: argparse.Namespace, block: dict[str, Any], classes: int
+) -> tuple[dict[str, Any], str, Callable[[], Any], dict[str, Any]]:
+    """(config stage, default protocol, network builder, record extras) of what is retrained:
+    a DARTS cell transferred (--genotype) or a mobile architecture (--arch)."""
+    from ddpnas.spaces.darts.genotype import Genotype
+    from ddpnas.spaces.mobile.space import MobileSpace
+    from ddpnas.spaces.published_nets import darts_imagenet_network
+
+    if args.genotype:
+        stage = block["transfer"]
+        genotype = Genotype.read(args.genotype)
+        net = dict(stage["network"])
+        extra = {"kind": "cell transferred", "genotype": genotype.to_json()}
+        return (
+            stage,
+            "darts_imagenet",
+            lambda: darts_imagenet_network(genotype, num_classes=classes, **net),
+            extra,
+        )
+    stage = block["retrain"]
+    arch = read_arch(args.arch)
+    space = MobileSpace()
+    extra = {"kind": "mobile", "arch": space.arch_to_str(arch)}
+    budgets = generated_under(args.arch)
+    if budgets:
+        from ddpnas.cli.generate import budget_text
+
+        extra |= {"kind": f"mobile, generated under {budget_text(budgets)}", "budgets": budgets}
+    return (
+        stage,
+        "ddpnas_v1",
+        lambda: space.standalone(arch, num_classes=classes, **stage["network"]),
+        extra,
+    )
+
+
 def _cmd_retrain(args: argparse.Namespace) -> None:
     import torch
 
     from ddpnas.retrain.imagenet import ImageNetSource, protocol
     from ddpnas.retrain.loop import retrain
     from ddpnas.runtime import resolve_device
-    from ddpnas.spaces.darts.genotype import Genotype
-    from ddpnas.spaces.mobile.space import MobileSpace
-    from ddpnas.spaces.published_nets import darts_imagenet_network
 
     block, device_name, threads = _settings(args)
     device = resolve_device(device_name)
@@ -165,30 +200,7 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
         gpu_decode=block["gpu_decode"],
         channels_last=device.type == "cuda",
     )
-    classes = source.num_classes
-    if args.genotype:
-        stage, default = block["transfer"], "darts_imagenet"
-        genotype = Genotype.read(args.genotype)
-        net = dict(stage["network"])
-        extra = {"kind": "cell transferred", "genotype": genotype.to_json()}
-
-        def build() -> torch.nn.Module:
-            return darts_imagenet_network(genotype, num_classes=classes, **net)
-
-    else:
-        stage, default = block["retrain"], "ddpnas_v1"
-        arch = read_arch(args.arch)
-        space = MobileSpace()
-        extra = {"kind": "mobile", "arch": space.arch_to_str(arch)}
-        budgets = generated_under(args.arch)
-        if budgets:
-            from ddpnas.cli.generate import budget_text
-
-            extra |= {"kind": f"mobile, generated under {budget_text(budgets)}", "budgets": budgets}
-
-        def build() -> torch.nn.Module:
-            return space.standalone(arch, num_classes=classes, **stage["network"])
-
+    stage, default, build, extra = _network(args, block, source.num_classes)
     chosen = stage.get("protocol", {"name": default})
     cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
     extra |= {"protocol": chosen["name"], "dataset": _dataset_info(root, block["resolution"])}
