@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
+# Each config writes under results/<config file name>; the default config's run:
+RESULTS := results/config
 # GPUs x gpu_share of the paper config: how many weight-sharing searches run at once
 GPU_SLOTS ?= 1
 
@@ -18,9 +20,9 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 run: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES)
-	$(BIN)/ddpnas report timing --out results/tables/timing --cores $(CORES)
-	$(BIN)/ddpnas report readme --tables results/tables --readme README.md --config config/config.yaml
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/ddpnas report timing --benchmarks $(RESULTS)/benchmarks --out $(RESULTS)/tables/timing --cores $(CORES)
+	$(BIN)/ddpnas report readme --tables $(RESULTS)/tables --readme README.md --config config/config.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --report $(RESULTS)/report.html
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
@@ -38,6 +40,6 @@ paper: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 8 --resources gpu=1 gpu_slots=$(GPU_SLOTS) \
 	  --configfile config/paper.yaml
 
+# The default run's outputs only (other configs' folders under results/ are left alone).
 clean:
-	rm -rf results/search results/tables results/figures results/logs results/benchmarks \
-	       results/checkpoints results/supernets results/ranking .snakemake
+	rm -rf $(RESULTS)

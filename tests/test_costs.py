@@ -126,17 +126,17 @@ def test_record_and_snakemake_benchmark_agree(tmp_path: Path, cache_dir: Path) -
             str(path),
             "--cores",
             "1",
-            "results/tables/costs.md",
+            "results/c/tables/costs.md",
         ],
         env=env,
         check=True,
         capture_output=True,
     )
-    record = json.loads((tmp_path / "results/search/nb201-ddpnas-ws/seed0.json").read_text())
-    bench = costs.read_benchmark(tmp_path / "results/benchmarks/search/nb201-ddpnas-ws/seed0.tsv")
+    record = json.loads((tmp_path / "results/c/search/nb201-ddpnas-ws/seed0.json").read_text())
+    bench = costs.read_benchmark(tmp_path / "results/c/benchmarks/search/nb201-ddpnas-ws/seed0.tsv")
     wall = record["cost"]["process_seconds"]
     assert abs(wall - bench) <= costs.AGREEMENT * bench, (wall, bench)
-    table = pd.read_csv(tmp_path / "results/tables/costs.csv")
+    table = pd.read_csv(tmp_path / "results/c/tables/costs.csv")
     ours = table[table["source"] == "ours: nb201-ddpnas-ws"].iloc[0]
     assert ours["benchmark_rel_diff"] <= costs.AGREEMENT and ours["unit"] == "CPU-hours"
     assert ours["device_hours"] == pytest.approx(wall / 3600)

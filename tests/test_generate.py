@@ -311,12 +311,15 @@ def test_pipeline_generation_rule_on_the_default_config(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # The search the job reads runs here, in-process (seconds); Snakemake then runs only the job.
     entry = config["generate"]["nb201"]
-    record = tmp_path / f"results/search/{entry['experiment']}/seed0.json"
+    record = tmp_path / f"results/config/search/{entry['experiment']}/seed0.json"
     search = ["search", "--config", str(tmp_path / "config.yaml"), "--experiment"]
     assert main([*search, entry["experiment"], "--seed", "0", "--out", str(record)]) == 0
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    targets = ["results/tables/generation_nb201.csv", "results/figures/generation_nb201.png"]
+    targets = [
+        "results/config/tables/generation_nb201.csv",
+        "results/config/figures/generation_nb201.png",
+    ]
     subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
          str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", *targets],
@@ -326,6 +329,9 @@ def test_pipeline_generation_rule_on_the_default_config(tmp_path: Path) -> None:
     assert len(df) == int(entry["sweep"].rsplit(":", 1)[1]) and df["feasible"].all()
     assert (df["macs"] <= df["budget"]).all() and (df["measured_macs"] == df["macs"]).all()
     assert (df["gap"] >= 0).all() and (df["front_macs"] <= df["budget"]).all()
-    bench = pd.read_csv(tmp_path / "results/benchmarks/generation/nb201.tsv", sep="\t")
+    bench = pd.read_csv(tmp_path / "results/config/benchmarks/generation/nb201.tsv", sep="\t")
     assert bench["cpu_time"].iloc[0] < 30  # CPU seconds (wall time depends on the machine's load)
-    assert "gap to the true front" in (tmp_path / "results/logs/generation/nb201.log").read_text()
+    assert (
+        "gap to the true front"
+        in (tmp_path / "results/config/logs/generation/nb201.log").read_text()
+    )

@@ -103,13 +103,16 @@ def test_pipeline_mobile_chain_on_the_default_config(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    targets = ["results/tables/imagenet.csv", "results/tables/generation_mobile.md"]
+    targets = [
+        "results/config/tables/imagenet.csv",
+        "results/config/tables/generation_mobile.md",
+    ]
     subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory",
          str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", *targets],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    results = tmp_path / "results"
+    results = tmp_path / "results" / "config"
     table = pd.read_csv(results / "tables" / "imagenet.csv")
     ours = table[table["source"].str.startswith("ours")]
     assert len(ours) == 1 + len(entry["retrain"]) and ours["data"].str.startswith("stand-in").all()

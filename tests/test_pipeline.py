@@ -223,7 +223,7 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
         check=True,
         capture_output=True,
     )
-    results = tmp_path / "results"
+    results = tmp_path / "results" / "ci"  # each config writes under results/<its name>
     check_records_pinned(results / "search")
     table = pd.read_csv(results / "tables" / "nb201.csv")
     ours = table[table["source"].str.startswith("ours")].set_index("source")

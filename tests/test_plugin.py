@@ -206,8 +206,8 @@ def test_out_of_tree_strategy_and_space(tmp_path: Path, cache_dir: Path) -> None
     )  # fmt: skip
     assert plan.returncode == 0, plan.stderr + plan.stdout
     planned = plan.stdout + plan.stderr
-    assert "results/search/toy/seed0.json" in planned
-    assert "results/tables/searches_two_edge.md" in planned
+    assert "results/toy/search/toy/seed0.json" in planned
+    assert "results/toy/tables/searches_two_edge.md" in planned
     assert _status() == before, "the plugin run changed files of the project"
 
 

@@ -22,10 +22,10 @@ FAKE_SLURM = Path(__file__).parent / "fake_slurm"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CI_CONFIG = REPO / "config" / "ci.yaml"
 TABULAR = [
-    "results/search/nb201-ddpnas-tabular/seed0.json",
-    "results/search/nb201-rs-tabular/seed0.json",
+    "results/ci/search/nb201-ddpnas-tabular/seed0.json",
+    "results/ci/search/nb201-rs-tabular/seed0.json",
 ]
-GPU_SEARCH = "results/search/nb201-ddpnas-ws/seed0.json"
+GPU_SEARCH = "results/ci/search/nb201-ddpnas-ws/seed0.json"
 
 
 def _fake_slurm_module() -> Any:

@@ -19,6 +19,8 @@ from ddpnas.config.imagenet import Imagenet
 from ddpnas.config.options import (
     Options,
     Positive,
+    Unset,
+    absent,
     block,
 )
 from ddpnas.config.report import Report
@@ -45,6 +47,10 @@ class Config(Options):
             "`--resources gpu=<GPUs> gpu_slots=<GPUs x gpu_share>` (a resource left out is "
             "unlimited)."
         ),
+    )
+    results_dir: str | Unset = absent(
+        "Folder of this config's pipeline outputs (absent: results/<config file name>, e.g. "
+        "results/ci for config/ci.yaml), so two configs never share or overwrite outputs."
     )
     data: Data = block()
     searches: dict[str, Search] = Field(

@@ -2,42 +2,42 @@
 # strategy, and accuracy vs search cost on NAS-Bench-201 (tabular). No search record is needed.
 
 BOUND_OUTPUTS = [
-    f"results/tables/{stem}.{ext}" for stem in ("bound", "bound_cost") for ext in ("csv", "md", "tex")
-] + [f"results/figures/bound_{name}.png" for name in ("T", "epochs", "cost")]
+    f"<results>/tables/{stem}.{ext}" for stem in ("bound", "bound_cost") for ext in ("csv", "md", "tex")
+] + [f"<results>/figures/bound_{name}.png" for name in ("T", "epochs", "cost")]
 
 
 rule bound:
     output:
-        csv="results/tables/bound.csv",
+        csv="<results>/tables/bound.csv",
         md=report(
-            "results/tables/bound.md",
+            "<results>/tables/bound.md",
             caption="../report/bound_table.rst",
             category="Bound",
             labels={"table": "bounds vs Monte-Carlo"},
         ),
-        tex="results/tables/bound.tex",
-        cost_csv="results/tables/bound_cost.csv",
+        tex="<results>/tables/bound.tex",
+        cost_csv="<results>/tables/bound_cost.csv",
         cost_md=report(
-            "results/tables/bound_cost.md",
+            "<results>/tables/bound_cost.md",
             caption="../report/bound_cost.rst",
             category="Bound",
             labels={"table": "accuracy vs search cost"},
         ),
-        cost_tex="results/tables/bound_cost.tex",
+        cost_tex="<results>/tables/bound_cost.tex",
         fig_t=report(
-            "results/figures/bound_T.png",
+            "<results>/figures/bound_T.png",
             caption="../report/bound_T.rst",
             category="Bound",
             labels={"figure": "failure vs T"},
         ),
         fig_epochs=report(
-            "results/figures/bound_epochs.png",
+            "<results>/figures/bound_epochs.png",
             caption="../report/bound_epochs.rst",
             category="Bound",
             labels={"figure": "failure vs search epochs"},
         ),
         fig_cost=report(
-            "results/figures/bound_cost.png",
+            "<results>/figures/bound_cost.png",
             caption="../report/bound_cost.rst",
             category="Bound",
             labels={"figure": "accuracy vs search cost"},
@@ -45,12 +45,12 @@ rule bound:
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/bound.log",
+        "<results>/logs/tables/bound.log",
     benchmark:
-        "results/benchmarks/tables/bound.tsv"
+        "<results>/benchmarks/tables/bound.tsv"
     params:
         bound=json.dumps(config["report"].get("bound", {})),
         data=json.dumps(config["data"]),
     shell:
-        "ddpnas report bound --out results/tables/bound --figures results/figures"
+        "ddpnas report bound --out {RESULTS}/tables/bound --figures {RESULTS}/figures"
         " --bound {params.bound:q} --data {params.data:q} > {log} 2>&1"

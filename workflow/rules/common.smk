@@ -9,7 +9,7 @@ from ddpnas.registry import get_strategy, space_class, strategies
 def search_records(space=None):
     """Every search record the config asks for (optionally of one space)."""
     return [
-        f"results/search/{name}/seed{seed}.json"
+        f"<results>/search/{name}/seed{seed}.json"
         for name, spec in config["searches"].items()
         if space is None or spec["space"] == space
         for seed in spec["seeds"]
@@ -18,7 +18,7 @@ def search_records(space=None):
 
 def experiment_records(name):
     """The search records of one experiment, one per seed."""
-    return [f"results/search/{name}/seed{seed}.json" for seed in config["searches"][name]["seeds"]]
+    return [f"<results>/search/{name}/seed{seed}.json" for seed in config["searches"][name]["seeds"]]
 
 
 def tabular_experiments():
@@ -47,15 +47,15 @@ def retrain_pairs():
 def cifar10_inputs():
     pairs = list(retrain_pairs())
     return {
-        "searches": [f"results/search/{e}/seed{s}.json" for e, s in pairs],
-        "retrains": [f"results/retrain/{e}/seed{s}/result.json" for e, s in pairs],
+        "searches": [f"<results>/search/{e}/seed{s}.json" for e, s in pairs],
+        "retrains": [f"<results>/retrain/{e}/seed{s}/result.json" for e, s in pairs],
     }
 
 
 def cifar10_tables():
     if not config["retrain"]["searches"]:
         return []
-    return expand("results/tables/cifar10.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/cifar10.{ext}", ext=["csv", "md", "tex"])
 
 
 def retrain_launcher():
@@ -78,7 +78,7 @@ def retrain_resources():
 def nb201_tables():
     if not search_records("nb201"):
         return []
-    return expand("results/tables/nb201.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/nb201.{ext}", ext=["csv", "md", "tex"])
 
 
 def generic_table_spaces():
@@ -94,7 +94,7 @@ def spaces_regex():
 
 def searches_tables():
     return expand(
-        "results/tables/searches_{space}.{ext}",
+        "<results>/tables/searches_{space}.{ext}",
         space=generic_table_spaces(),
         ext=["csv", "md", "tex"],
     )
@@ -107,7 +107,7 @@ def logs_theta(spec):
 
 def theta_figures():
     return [
-        f"results/figures/theta_{name}.png"
+        f"<results>/figures/theta_{name}.png"
         for name, spec in config["searches"].items()
         if logs_theta(spec)
     ]
@@ -169,7 +169,7 @@ def ranking_runs(kind):
                 "NAS-Bench-201 search experiment"
             )
         seed = figure_seed(SimpleNamespace(exp=name))
-        paths.append(f"results/{kind}/{name}/seed{seed}.{ext}")
+        paths.append(f"<results>/{kind}/{name}/seed{seed}.{ext}")
     return paths
 
 
@@ -177,8 +177,8 @@ def ranking_outputs():
     if not config["report"]["ranking"]["experiments"]:
         return []
     return [
-        *expand("results/tables/nb201_ranking{part}.{ext}", part=["", "_edges"], ext=["csv", "md", "tex"]),
-        "results/figures/nb201_ranking.png",
+        *expand("<results>/tables/nb201_ranking{part}.{ext}", part=["", "_edges"], ext=["csv", "md", "tex"]),
+        "<results>/figures/nb201_ranking.png",
     ]
 
 
@@ -191,14 +191,14 @@ def cost_inputs():
     return {
         "searches": searches,
         "search_benchmarks": [
-            p.replace("results/search/", "results/benchmarks/search/").replace(".json", ".tsv")
+            p.replace("<results>/search/", "<results>/benchmarks/search/").replace(".json", ".tsv")
             for p in searches
         ],
-        "retrains": [f"results/retrain/{e}/seed{s}/result.json" for e, s in pairs],
-        "retrain_searches": [f"results/search/{e}/seed{s}.json" for e, s in pairs],
-        "retrain_benchmarks": [f"results/benchmarks/retrain/{e}/seed{s}.tsv" for e, s in pairs],
+        "retrains": [f"<results>/retrain/{e}/seed{s}/result.json" for e, s in pairs],
+        "retrain_searches": [f"<results>/search/{e}/seed{s}.json" for e, s in pairs],
+        "retrain_benchmarks": [f"<results>/benchmarks/retrain/{e}/seed{s}.tsv" for e, s in pairs],
     }
 
 
 def cost_tables():
-    return expand("results/tables/costs.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/costs.{ext}", ext=["csv", "md", "tex"])

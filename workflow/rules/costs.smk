@@ -6,22 +6,22 @@ rule costs_table:
     input:
         **cost_inputs(),
     output:
-        csv="results/tables/costs.csv",
+        csv="<results>/tables/costs.csv",
         md=report(
-            "results/tables/costs.md",
+            "<results>/tables/costs.md",
             caption="../report/costs.rst",
             category="Tables",
             labels={"table": "costs"},
         ),
-        tex="results/tables/costs.tex",
+        tex="<results>/tables/costs.tex",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/costs.log",
+        "<results>/logs/tables/costs.log",
     benchmark:
-        "results/benchmarks/tables/costs.tsv"
+        "<results>/benchmarks/tables/costs.tsv"
     shell:
         "ddpnas report costs --searches {input.searches}"
         " --search-benchmarks {input.search_benchmarks} --retrains {input.retrains}"
         " --retrain-searches {input.retrain_searches}"
-        " --retrain-benchmarks {input.retrain_benchmarks} --out results/tables/costs > {log} 2>&1"
+        " --retrain-benchmarks {input.retrain_benchmarks} --out {RESULTS}/tables/costs > {log} 2>&1"

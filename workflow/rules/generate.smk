@@ -9,30 +9,30 @@ rule generation:
     input:
         generation_record,
     output:
-        csv="results/tables/generation_{name}.csv",
+        csv="<results>/tables/generation_{name}.csv",
         md=report(
-            "results/tables/generation_{name}.md",
+            "<results>/tables/generation_{name}.md",
             category="Tables",
             labels={"table": "generation {name}"},
         ),
-        tex="results/tables/generation_{name}.tex",
+        tex="<results>/tables/generation_{name}.tex",
         figure=report(
-            "results/figures/generation_{name}.png",
+            "<results>/figures/generation_{name}.png",
             category="Figures",
             labels={"figure": "generation", "experiment": "{name}"},
         ),
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/generation/{name}.log",
+        "<results>/logs/generation/{name}.log",
     benchmark:
-        "results/benchmarks/generation/{name}.tsv"
+        "<results>/benchmarks/generation/{name}.tsv"
     wildcard_constraints:
         name=r"[^/.]+",
     params:
         args=generation_args,
         data=json.dumps(config["data"]),
-        stem="results/tables/generation_{name}",
+        stem=RESULTS + "/tables/generation_{name}",
     shell:
         "ddpnas generate --record {input} {params.args} --data {params.data:q}"
         " --table {params.stem} --figure {output.figure} > {log} 2>&1"
@@ -42,13 +42,13 @@ rule generate_network:
     input:
         generated_net_record,
     output:
-        "results/generated/{name}/seed{seed}/net{i}.json",
+        "<results>/generated/{name}/seed{seed}/net{i}.json",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/generated/{name}/seed{seed}/net{i}.log",
+        "<results>/logs/generated/{name}/seed{seed}/net{i}.log",
     benchmark:
-        "results/benchmarks/generated/{name}/seed{seed}/net{i}.tsv"
+        "<results>/benchmarks/generated/{name}/seed{seed}/net{i}.tsv"
     wildcard_constraints:
         name=r"[^/.]+",
         seed=r"\d+",

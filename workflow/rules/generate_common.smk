@@ -50,8 +50,8 @@ def generation_seed(name):
 def _record(name, seed):
     experiment = generation_entry(name)["experiment"]
     if experiment == IMAGENET_SOURCE:
-        return f"results/imagenet/search/seed{seed}.json"
-    return f"results/search/{experiment}/seed{seed}.json"
+        return f"<results>/imagenet/search/seed{seed}.json"
+    return f"<results>/search/{experiment}/seed{seed}.json"
 
 
 def generation_record(wildcards):
@@ -115,7 +115,7 @@ def generation_outputs():
         path
         for name in config["generate"]
         for path in (
-            *expand("results/tables/generation_{name}.{ext}", name=name, ext=["csv", "md", "tex"]),
-            f"results/figures/generation_{name}.png",
+            *expand("<results>/tables/generation_{name}.{ext}", name=name, ext=["csv", "md", "tex"]),
+            f"<results>/figures/generation_{name}.png",
         )
     ]

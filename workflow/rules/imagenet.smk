@@ -14,9 +14,9 @@ rule imagenet_standin:
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/imagenet/standin.log",
+        "<results>/logs/imagenet/standin.log",
     benchmark:
-        "results/benchmarks/imagenet/standin.tsv"
+        "<results>/benchmarks/imagenet/standin.tsv"
     params:
         train=IMAGENET.get("standin", {}).get("train_per_class", 30),
         val=IMAGENET.get("standin", {}).get("val_per_class", 10),
@@ -30,19 +30,19 @@ rule imagenet_search:
     input:
         imagenet_root_input(),
     output:
-        "results/imagenet/search/seed{seed}.json",
+        "<results>/imagenet/search/seed{seed}.json",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/imagenet/search/seed{seed}.log",
+        "<results>/logs/imagenet/search/seed{seed}.log",
     benchmark:
-        "results/benchmarks/imagenet/search/seed{seed}.tsv"
+        "<results>/benchmarks/imagenet/search/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        checkpoint="results/checkpoints/imagenet/search/seed{seed}.pt",
+        checkpoint=RESULTS + "/checkpoints/imagenet/search/seed{seed}.pt",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -58,21 +58,21 @@ rule imagenet_retrain:
         root=imagenet_root_input(),
         arch=imagenet_arch,
     output:
-        result="results/imagenet/retrain/{net}/seed{seed}/result.json",
-        metrics="results/imagenet/retrain/{net}/seed{seed}/metrics.csv",
+        result="<results>/imagenet/retrain/{net}/seed{seed}/result.json",
+        metrics="<results>/imagenet/retrain/{net}/seed{seed}/metrics.csv",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/imagenet/retrain/{net}/seed{seed}.log",
+        "<results>/logs/imagenet/retrain/{net}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/imagenet/retrain/{net}/seed{seed}.tsv"
+        "<results>/benchmarks/imagenet/retrain/{net}/seed{seed}.tsv"
     wildcard_constraints:
         net=r"mobile|[^/]+-net\d+",
         seed=r"\d+",
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        out_dir="results/imagenet/retrain/{net}/seed{seed}",
+        out_dir=RESULTS + "/imagenet/retrain/{net}/seed{seed}",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -86,22 +86,22 @@ rule imagenet_retrain:
 rule imagenet_transfer:
     input:
         root=imagenet_root_input(),
-        genotype="results/genotypes/{exp}/seed{seed}.txt",
+        genotype="<results>/genotypes/{exp}/seed{seed}.txt",
     output:
-        result="results/imagenet/transfer/{exp}/seed{seed}/result.json",
-        metrics="results/imagenet/transfer/{exp}/seed{seed}/metrics.csv",
+        result="<results>/imagenet/transfer/{exp}/seed{seed}/result.json",
+        metrics="<results>/imagenet/transfer/{exp}/seed{seed}/metrics.csv",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/imagenet/transfer/{exp}/seed{seed}.log",
+        "<results>/logs/imagenet/transfer/{exp}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/imagenet/transfer/{exp}/seed{seed}.tsv"
+        "<results>/benchmarks/imagenet/transfer/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        out_dir="results/imagenet/transfer/{exp}/seed{seed}",
+        out_dir=RESULTS + "/imagenet/transfer/{exp}/seed{seed}",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -117,15 +117,15 @@ rule imagenet_table:
         searches=lambda w: [s for s, _ in imagenet_pairs()],
         retrains=lambda w: [r for _, r in imagenet_pairs()],
     output:
-        csv="results/tables/imagenet.csv",
-        md=report("results/tables/imagenet.md", category="Tables", labels={"table": "ImageNet"}),
-        tex="results/tables/imagenet.tex",
+        csv="<results>/tables/imagenet.csv",
+        md=report("<results>/tables/imagenet.md", category="Tables", labels={"table": "ImageNet"}),
+        tex="<results>/tables/imagenet.tex",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/imagenet.log",
+        "<results>/logs/tables/imagenet.log",
     benchmark:
-        "results/benchmarks/tables/imagenet.tsv"
+        "<results>/benchmarks/tables/imagenet.tsv"
     shell:
         "ddpnas imagenet table --searches {input.searches} --retrains {input.retrains}"
-        " --out results/tables/imagenet > {log} 2>&1"
+        " --out {RESULTS}/tables/imagenet > {log} 2>&1"

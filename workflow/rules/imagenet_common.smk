@@ -2,7 +2,7 @@
 import os
 
 IMAGENET = config.get("imagenet", {})
-STANDIN_DIR = "results/imagenet/standin"
+STANDIN_DIR = f"{RESULTS}/imagenet/standin"
 STANDIN_CLASSES = 10  # CIFAR-10's (ddpnas.data.imagenet.CIFAR_WNIDS); ImageNet's 1000 otherwise
 
 
@@ -32,9 +32,9 @@ def imagenet_arch(wildcards):
     """Architecture file of a retrained mobile network: the search record ("mobile") or the
     network generated from its theta ("<entry>-net<i>", rule generate_network)."""
     if wildcards.net == "mobile":
-        return f"results/imagenet/search/seed{wildcards.seed}.json"
+        return f"<results>/imagenet/search/seed{wildcards.seed}.json"
     name, i = wildcards.net.rsplit("-net", 1)
-    return f"results/generated/{name}/seed{wildcards.seed}/net{i}.json"
+    return f"<results>/generated/{name}/seed{wildcards.seed}/net{i}.json"
 
 
 def imagenet_pairs():
@@ -46,15 +46,15 @@ def imagenet_pairs():
         for seed in IMAGENET["search"]["seeds"]:
             pairs.append(
                 (
-                    f"results/imagenet/search/seed{seed}.json",
-                    f"results/imagenet/retrain/mobile/seed{seed}/result.json",
+                    f"<results>/imagenet/search/seed{seed}.json",
+                    f"<results>/imagenet/retrain/mobile/seed{seed}/result.json",
                 )
             )
     for name, i, seed in generated_networks():
         pairs.append(
             (
-                f"results/imagenet/search/seed{seed}.json",
-                f"results/imagenet/retrain/{name}-net{i}/seed{seed}/result.json",
+                f"<results>/imagenet/search/seed{seed}.json",
+                f"<results>/imagenet/retrain/{name}-net{i}/seed{seed}/result.json",
             )
         )
     for name in IMAGENET.get("transfer", {}).get("searches", []):
@@ -64,8 +64,8 @@ def imagenet_pairs():
         for seed in spec["seeds"]:
             pairs.append(
                 (
-                    f"results/search/{name}/seed{seed}.json",
-                    f"results/imagenet/transfer/{name}/seed{seed}/result.json",
+                    f"<results>/search/{name}/seed{seed}.json",
+                    f"<results>/imagenet/transfer/{name}/seed{seed}/result.json",
                 )
             )
     return pairs
@@ -74,4 +74,4 @@ def imagenet_pairs():
 def imagenet_tables():
     if not imagenet_pairs():
         return []
-    return expand("results/tables/imagenet.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/imagenet.{ext}", ext=["csv", "md", "tex"])

@@ -8,35 +8,35 @@ rule nb201_ranking:
         runs=ranking_runs("search"),
         supernets=ranking_runs("supernets"),
     output:
-        csv="results/tables/nb201_ranking.csv",
+        csv="<results>/tables/nb201_ranking.csv",
         md=report(
-            "results/tables/nb201_ranking.md",
+            "<results>/tables/nb201_ranking.md",
             caption="../report/nb201_ranking.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201 supernet ranking"},
         ),
-        tex="results/tables/nb201_ranking.tex",
-        edges_csv="results/tables/nb201_ranking_edges.csv",
+        tex="<results>/tables/nb201_ranking.tex",
+        edges_csv="<results>/tables/nb201_ranking_edges.csv",
         edges_md=report(
-            "results/tables/nb201_ranking_edges.md",
+            "<results>/tables/nb201_ranking_edges.md",
             caption="../report/nb201_ranking_edges.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201 per-edge op ranking"},
         ),
-        edges_tex="results/tables/nb201_ranking_edges.tex",
+        edges_tex="<results>/tables/nb201_ranking_edges.tex",
         figure=report(
-            "results/figures/nb201_ranking.png",
+            "<results>/figures/nb201_ranking.png",
             caption="../report/nb201_ranking_figure.rst",
             category="Figures",
             labels={"figure": "supernet vs NAS-Bench-201", "experiment": "all"},
         ),
-        cells="results/ranking/cells.csv",
+        cells="<results>/ranking/cells.csv",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/nb201_ranking.log",
+        "<results>/logs/tables/nb201_ranking.log",
     benchmark:
-        "results/benchmarks/tables/nb201_ranking.tsv"
+        "<results>/benchmarks/tables/nb201_ranking.tsv"
     params:
         data=json.dumps(config["data"]),
         device=config["device"],
@@ -48,5 +48,5 @@ rule nb201_ranking:
         "ddpnas report ranking --runs {input.runs} --supernets {input.supernets}"
         " --data {params.data:q} --cells {params.cells} --sample-seed {params.sample_seed}"
         " --bootstrap {params.bootstrap} --top-k {params.top_k}"
-        " --out results/tables/nb201_ranking --figure {output.figure} --cells-out {output.cells}"
+        " --out {RESULTS}/tables/nb201_ranking --figure {output.figure} --cells-out {output.cells}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

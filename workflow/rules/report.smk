@@ -5,24 +5,24 @@ rule nb201_table:
     input:
         search_records("nb201"),
     output:
-        csv="results/tables/nb201.csv",
+        csv="<results>/tables/nb201.csv",
         md=report(
-            "results/tables/nb201.md",
+            "<results>/tables/nb201.md",
             caption="../report/nb201.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201"},
         ),
-        tex="results/tables/nb201.tex",
+        tex="<results>/tables/nb201.tex",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/nb201.log",
+        "<results>/logs/tables/nb201.log",
     benchmark:
-        "results/benchmarks/tables/nb201.tsv"
+        "<results>/benchmarks/tables/nb201.tsv"
     params:
         data=json.dumps(config["data"]),
     shell:
-        "ddpnas report nb201-table --runs {input} --out results/tables/nb201"
+        "ddpnas report nb201-table --runs {input} --out {RESULTS}/tables/nb201"
         " --data {params.data:q} > {log} 2>&1"
 
 
@@ -30,58 +30,58 @@ rule searches_table:
     input:
         lambda w: search_records(w.space),
     output:
-        csv="results/tables/searches_{space}.csv",
+        csv="<results>/tables/searches_{space}.csv",
         md=report(
-            "results/tables/searches_{space}.md",
+            "<results>/tables/searches_{space}.md",
             caption="../report/searches.rst",
             category="Tables",
             labels={"table": "searched architectures ({space})"},
         ),
-        tex="results/tables/searches_{space}.tex",
+        tex="<results>/tables/searches_{space}.tex",
     wildcard_constraints:
         space=spaces_regex(),
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/searches_{space}.log",
+        "<results>/logs/tables/searches_{space}.log",
     benchmark:
-        "results/benchmarks/tables/searches_{space}.tsv"
+        "<results>/benchmarks/tables/searches_{space}.tsv"
     params:
         title=lambda w: f"Searched architectures, {w.space} space",
     shell:
         "ddpnas report searches-table --runs {input} --title {params.title:q}"
-        " --out results/tables/searches_{wildcards.space} > {log} 2>&1"
+        " --out {RESULTS}/tables/searches_{wildcards.space} > {log} 2>&1"
 
 
 rule cifar10_table:
     input:
         **cifar10_inputs(),
     output:
-        csv="results/tables/cifar10.csv",
+        csv="<results>/tables/cifar10.csv",
         md=report(
-            "results/tables/cifar10.md",
+            "<results>/tables/cifar10.md",
             caption="../report/cifar10.rst",
             category="Tables",
             labels={"table": "CIFAR-10"},
         ),
-        tex="results/tables/cifar10.tex",
+        tex="<results>/tables/cifar10.tex",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/tables/cifar10.log",
+        "<results>/logs/tables/cifar10.log",
     benchmark:
-        "results/benchmarks/tables/cifar10.tsv"
+        "<results>/benchmarks/tables/cifar10.tsv"
     shell:
         "ddpnas report cifar10-table --searches {input.searches} --retrains {input.retrains}"
-        " --out results/tables/cifar10 > {log} 2>&1"
+        " --out {RESULTS}/tables/cifar10 > {log} 2>&1"
 
 
 rule theta_figure:
     input:
-        lambda w: f"results/search/{w.exp}/seed{figure_seed(w)}.json",
+        lambda w: f"<results>/search/{w.exp}/seed{figure_seed(w)}.json",
     output:
         report(
-            "results/figures/theta_{exp}.png",
+            "<results>/figures/theta_{exp}.png",
             caption="../report/theta.rst",
             category="Figures",
             labels={"figure": "theta", "experiment": "{exp}"},
@@ -89,8 +89,8 @@ rule theta_figure:
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/figures/theta_{exp}.log",
+        "<results>/logs/figures/theta_{exp}.log",
     benchmark:
-        "results/benchmarks/figures/theta_{exp}.tsv"
+        "<results>/benchmarks/figures/theta_{exp}.tsv"
     shell:
         "ddpnas report theta-plot --run {input} --out {output} > {log} 2>&1"

@@ -3,15 +3,15 @@
 
 rule genotype:
     input:
-        "results/search/{exp}/seed{seed}.json",
+        "<results>/search/{exp}/seed{seed}.json",
     output:
-        "results/genotypes/{exp}/seed{seed}.txt",
+        "<results>/genotypes/{exp}/seed{seed}.txt",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/genotypes/{exp}/seed{seed}.log",
+        "<results>/logs/genotypes/{exp}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/genotypes/{exp}/seed{seed}.tsv"
+        "<results>/benchmarks/genotypes/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     shell:
@@ -20,16 +20,16 @@ rule genotype:
 
 rule retrain:
     input:
-        "results/genotypes/{exp}/seed{seed}.txt",
+        "<results>/genotypes/{exp}/seed{seed}.txt",
     output:
-        result="results/retrain/{exp}/seed{seed}/result.json",
-        metrics="results/retrain/{exp}/seed{seed}/metrics.csv",
+        result="<results>/retrain/{exp}/seed{seed}/result.json",
+        metrics="<results>/retrain/{exp}/seed{seed}/metrics.csv",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/retrain/{exp}/seed{seed}.log",
+        "<results>/logs/retrain/{exp}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/retrain/{exp}/seed{seed}.tsv"
+        "<results>/benchmarks/retrain/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
     params:
@@ -37,7 +37,7 @@ rule retrain:
         data=json.dumps(config["data"]),
         device=config["device"],
         launcher=retrain_launcher(),
-        out_dir="results/retrain/{exp}/seed{seed}",
+        out_dir=RESULTS + "/retrain/{exp}/seed{seed}",
     threads: config["threads"]
     resources:
         **retrain_resources(),

@@ -7,22 +7,22 @@
 
 rule search:
     output:
-        record="results/search/{exp}/seed{seed}.json",
+        record="<results>/search/{exp}/seed{seed}.json",
         # the trained supernet, for the ranking check (ranking.smk)
-        supernet="results/supernets/{exp}/seed{seed}.pt",
+        supernet="<results>/supernets/{exp}/seed{seed}.pt",
     conda:
         "../envs/ddpnas.yaml"
     log:
-        "results/logs/search/{exp}/seed{seed}.log",
+        "<results>/logs/search/{exp}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/search/{exp}/seed{seed}.tsv"
+        "<results>/benchmarks/search/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
         exp=per_seed_experiments_regex(),
     params:
         spec=lambda w: json.dumps(config["searches"][w.exp]),
         data=json.dumps(config["data"]),
-        checkpoint="results/checkpoints/{exp}/seed{seed}.pt",
+        checkpoint=RESULTS + "/checkpoints/{exp}/seed{seed}.pt",
         device=config["device"],
     threads: search_threads
     resources:
@@ -47,9 +47,9 @@ for _exp in tabular_experiments():
         conda:
             "../envs/ddpnas.yaml"
         log:
-            f"results/logs/search/{_exp}/seeds.log",
+            f"<results>/logs/search/{_exp}/seeds.log",
         benchmark:
-            f"results/benchmarks/search/{_exp}/seeds.tsv"
+            f"<results>/benchmarks/search/{_exp}/seeds.tsv"
         params:
             exp=_exp,
             spec=json.dumps(config["searches"][_exp]),
@@ -63,4 +63,4 @@ for _exp in tabular_experiments():
         shell:
             "ddpnas search --experiment {params.exp} --spec {params.spec:q}"
             " --data {params.data:q} --seeds {params.seeds} --threads {threads}"
-            " --out 'results/search/{params.exp}/seed{{seed}}.json' > {log} 2>&1"
+            " --out '{RESULTS}/search/{params.exp}/seed{{seed}}.json' > {log} 2>&1"
