@@ -51,6 +51,8 @@ rule bound:
     params:
         bound=json.dumps(config["report"].get("bound", {})),
         data=json.dumps(config["data"]),
+        stem=table_stem,
+        figures=lambda w, output: os.path.dirname(output.fig_t),
     shell:
-        "ddpnas report bound --out {RESULTS}/tables/bound --figures {RESULTS}/figures"
+        "ddpnas report bound --out {params.stem} --figures {params.figures}"
         " --bound {params.bound:q} --data {params.data:q} > {log} 2>&1"

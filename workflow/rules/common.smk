@@ -1,5 +1,6 @@
 # Helpers that turn the validated config into rule inputs and CLI arguments.
 import json
+import os
 import re
 from types import SimpleNamespace
 
@@ -79,6 +80,11 @@ def nb201_tables():
     if not search_records("nb201"):
         return []
     return expand("<results>/tables/nb201.{ext}", ext=["csv", "md", "tex"])
+
+
+def table_stem(wildcards, output):
+    """The stem a table command writes <stem>.csv/.md/.tex to: its csv output without .csv."""
+    return output.csv.removesuffix(".csv")
 
 
 def generic_table_spaces():

@@ -20,8 +20,10 @@ rule costs_table:
         "<results>/logs/tables/costs.log",
     benchmark:
         "<results>/benchmarks/tables/costs.tsv"
+    params:
+        stem=table_stem,
     shell:
         "ddpnas report costs --searches {input.searches}"
         " --search-benchmarks {input.search_benchmarks} --retrains {input.retrains}"
         " --retrain-searches {input.retrain_searches}"
-        " --retrain-benchmarks {input.retrain_benchmarks} --out {RESULTS}/tables/costs > {log} 2>&1"
+        " --retrain-benchmarks {input.retrain_benchmarks} --out {params.stem} > {log} 2>&1"

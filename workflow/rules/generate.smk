@@ -32,7 +32,7 @@ rule generation:
     params:
         args=generation_args,
         data=json.dumps(config["data"]),
-        stem=RESULTS + "/tables/generation_{name}",
+        stem=lambda w: f"{RESULTS}/tables/generation_{w.name}",
     shell:
         "ddpnas generate --record {input} {params.args} --data {params.data:q}"
         " --table {params.stem} --figure {output.figure} > {log} 2>&1"

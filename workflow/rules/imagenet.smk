@@ -42,7 +42,7 @@ rule imagenet_search:
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        checkpoint=RESULTS + "/checkpoints/imagenet/search/seed{seed}.pt",
+        checkpoint=lambda w: f"{RESULTS}/checkpoints/imagenet/search/seed{w.seed}.pt",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -72,7 +72,7 @@ rule imagenet_retrain:
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        out_dir=RESULTS + "/imagenet/retrain/{net}/seed{seed}",
+        out_dir=lambda w: f"{RESULTS}/imagenet/retrain/{w.net}/seed{w.seed}",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -101,7 +101,7 @@ rule imagenet_transfer:
     params:
         block=json.dumps(IMAGENET),
         root=imagenet_root_arg(),
-        out_dir=RESULTS + "/imagenet/transfer/{exp}/seed{seed}",
+        out_dir=lambda w: f"{RESULTS}/imagenet/transfer/{w.exp}/seed{w.seed}",
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -126,6 +126,8 @@ rule imagenet_table:
         "<results>/logs/tables/imagenet.log",
     benchmark:
         "<results>/benchmarks/tables/imagenet.tsv"
+    params:
+        stem=table_stem,
     shell:
         "ddpnas imagenet table --searches {input.searches} --retrains {input.retrains}"
-        " --out {RESULTS}/tables/imagenet > {log} 2>&1"
+        " --out {params.stem} > {log} 2>&1"

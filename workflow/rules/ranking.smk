@@ -38,6 +38,7 @@ rule nb201_ranking:
     benchmark:
         "<results>/benchmarks/tables/nb201_ranking.tsv"
     params:
+        stem=table_stem,
         data=json.dumps(config["data"]),
         device=config["device"],
         **{k: v for k, v in config["report"]["ranking"].items() if k != "experiments"},
@@ -48,5 +49,5 @@ rule nb201_ranking:
         "ddpnas report ranking --runs {input.runs} --supernets {input.supernets}"
         " --data {params.data:q} --cells {params.cells} --sample-seed {params.sample_seed}"
         " --bootstrap {params.bootstrap} --top-k {params.top_k}"
-        " --out {RESULTS}/tables/nb201_ranking --figure {output.figure} --cells-out {output.cells}"
+        " --out {params.stem} --figure {output.figure} --cells-out {output.cells}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

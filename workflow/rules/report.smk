@@ -20,9 +20,10 @@ rule nb201_table:
     benchmark:
         "<results>/benchmarks/tables/nb201.tsv"
     params:
+        stem=table_stem,
         data=json.dumps(config["data"]),
     shell:
-        "ddpnas report nb201-table --runs {input} --out {RESULTS}/tables/nb201"
+        "ddpnas report nb201-table --runs {input} --out {params.stem}"
         " --data {params.data:q} > {log} 2>&1"
 
 
@@ -47,10 +48,11 @@ rule searches_table:
     benchmark:
         "<results>/benchmarks/tables/searches_{space}.tsv"
     params:
+        stem=table_stem,
         title=lambda w: f"Searched architectures, {w.space} space",
     shell:
         "ddpnas report searches-table --runs {input} --title {params.title:q}"
-        " --out {RESULTS}/tables/searches_{wildcards.space} > {log} 2>&1"
+        " --out {params.stem} > {log} 2>&1"
 
 
 rule cifar10_table:
@@ -71,9 +73,11 @@ rule cifar10_table:
         "<results>/logs/tables/cifar10.log",
     benchmark:
         "<results>/benchmarks/tables/cifar10.tsv"
+    params:
+        stem=table_stem,
     shell:
         "ddpnas report cifar10-table --searches {input.searches} --retrains {input.retrains}"
-        " --out {RESULTS}/tables/cifar10 > {log} 2>&1"
+        " --out {params.stem} > {log} 2>&1"
 
 
 rule theta_figure:

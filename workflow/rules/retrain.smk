@@ -37,7 +37,7 @@ rule retrain:
         data=json.dumps(config["data"]),
         device=config["device"],
         launcher=retrain_launcher(),
-        out_dir=RESULTS + "/retrain/{exp}/seed{seed}",
+        out_dir=lambda w: f"{RESULTS}/retrain/{w.exp}/seed{w.seed}",
     threads: config["threads"]
     resources:
         **retrain_resources(),

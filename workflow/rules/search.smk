@@ -22,7 +22,7 @@ rule search:
     params:
         spec=lambda w: json.dumps(config["searches"][w.exp]),
         data=json.dumps(config["data"]),
-        checkpoint=RESULTS + "/checkpoints/{exp}/seed{seed}.pt",
+        checkpoint=lambda w: f"{RESULTS}/checkpoints/{w.exp}/seed{w.seed}.pt",
         device=config["device"],
     threads: search_threads
     resources:
@@ -55,6 +55,8 @@ for _exp in tabular_experiments():
             spec=json.dumps(config["searches"][_exp]),
             data=json.dumps(config["data"]),
             seeds=",".join(str(s) for s in config["searches"][_exp]["seeds"]),
+            # a function: "{seed}" is the CLI's pattern, not a wildcard
+            out=lambda w, exp=_exp: f"{RESULTS}/search/{exp}/seed{{seed}}.json",
         threads: 1
         resources:
             # declared here, not in a profile: these rules are named per experiment
@@ -63,4 +65,4 @@ for _exp in tabular_experiments():
         shell:
             "ddpnas search --experiment {params.exp} --spec {params.spec:q}"
             " --data {params.data:q} --seeds {params.seeds} --threads {threads}"
-            " --out '{RESULTS}/search/{params.exp}/seed{{seed}}.json' > {log} 2>&1"
+            " --out {params.out:q} > {log} 2>&1"
