@@ -240,7 +240,9 @@ def test_subset_is_seeded_and_stratified() -> None:
     assert not torch.equal(picked, subset(indices, 10, seed=4, labels=labels))
     plain = subset(indices[50:], 7, seed=0)
     assert len(plain) == 7 and bool((plain >= 50).all()) and len(set(plain.tolist())) == 7
-    assert torch.equal(subset(indices, 500, seed=0), indices)
+    assert torch.equal(subset(indices, 100, seed=0), indices)
+    with pytest.raises(ConfigError, match=r"train_size is 500 but only 100 .* at most 100"):
+        subset(indices, 500, seed=0, what="train_size")  # never a silent cap
     with pytest.raises(ConfigError):
         subset(indices, 0, seed=0)
 

@@ -181,10 +181,10 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     return batch.masked_fill_(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
 
 
-def subset_indices(labels: torch.Tensor, size: int | None) -> torch.Tensor:
+def subset_indices(labels: torch.Tensor, size: int | None, what: str) -> torch.Tensor:
     """All indices (None), or a class-stratified subset that is the same for every seed."""
     every = torch.arange(len(labels))
-    return every if size is None else subset(every, size, SUBSET_SEED, labels=labels)
+    return every if size is None else subset(every, size, SUBSET_SEED, labels=labels, what=what)
 
 
 def param_groups(net: nn.Module, cfg: RetrainConfig) -> list[dict[str, Any]]:
