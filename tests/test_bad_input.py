@@ -272,6 +272,10 @@ CASES = {
         lambda t: _search(_spec(strategy="enas", mode="weight_sharing",
                                 strategy_args={"budget_seconds": 100})),
         ["strategy_args", "budget_seconds", "unexpected"]),
+    "bad-spec-out-in-new-folders": Case(
+        lambda t: _search(_spec(strategy="rs", mode="tabular",
+                                strategy_args={"budget_seconds": None}), "new/sub/rec.json"),
+        ["budget_seconds: null"], ["new"]),  # the folders made for it are removed again
     "rs-without-budget": Case(
         lambda t: _search(_spec(strategy="rs", mode="tabular",
                                 strategy_args={"budget_seconds": None})),

@@ -73,13 +73,42 @@ def _release(lock: Path, fd: int) -> None:
         os.close(fd)
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones this call created, outermost first."""
+    missing, created = [], []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir()
+        except FileExistsError:  # another process made it: not ours to remove
+            continue
+        created.append(made)
+    return created
+
+
 @contextlib.contextmanager
 def exclusive(paths: Iterable[str | Path | None], what: str = "output") -> Iterator[None]:
-    """Hold an exclusive lock on each path for the block; the second process fails at once."""
+    """Hold an exclusive lock on each path for the block; the second process fails at once.
+
+    Folders created for the lock files are removed again, if still empty, when the block fails:
+    a refused or failed command leaves no trace, a successful one its outputs' folders.
+    """
+    created: list[Path] = []
+
+    def tidy(failed: type[BaseException] | None, *_: object) -> bool:
+        if failed is not None:
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):  # not empty: something was written there
+                    folder.rmdir()
+        return False
+
     with contextlib.ExitStack() as stack:
+        stack.push(tidy)  # runs last, after every lock is released
         for path in sorted({Path(p).expanduser().absolute() for p in paths if p is not None}):
             lock = lock_file(path)
-            lock.parent.mkdir(parents=True, exist_ok=True)
+            created += _make_parents(lock.parent)
             fd = _acquire(lock, path, what)
             stack.callback(_release, lock, fd)
         yield
