@@ -41,11 +41,9 @@ def write_failure(exc: OSError, *paths: str | Path) -> DDPNASError | None:
     text = WRITE_LIMITS.get(exc.errno or 0)
     if text is None:
         return None
-    intact = (
-        "the previous files, if any, are intact"
-        if len(paths) > 1
-        else ("the previous file, if any, is intact")
-    )
+    intact = "the previous file, if any, is intact"
+    if len(paths) > 1:
+        intact = "the previous files, if any, are intact"
     return DDPNASError(f"{text.format(path=', '.join(map(str, paths)))}: {intact}")
 
 
