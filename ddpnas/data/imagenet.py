@@ -376,9 +376,6 @@ def build_standin(
     must be new or empty; ``force`` lets a stand-in an earlier build wrote there be replaced
     (:func:`check_replaceable`), never anything else.
     """
-    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
-    from torchvision.transforms.v2 import functional as TF
-
     if min(train_per_class, val_per_class, size) < 1:
         raise ConfigError("stand-in sizes and image counts must be >= 1")
     out = Path(out)
@@ -397,29 +394,13 @@ def build_standin(
         raise DataError(f"cannot read the CIFAR-10 zip {cifar_zip}: {exc}") from exc
     with archive, atomic_dir(out, check_replaceable if force else None) as tmp:
         names = sorted(n for n in archive.namelist() if n.lower().endswith((".jpg", ".jpeg")))
-        counts: dict[str, dict[str, int]] = {}
-        with _codecs():
+        counts = {
+            split: _standin_split(archive, names, tmp / split, source, per_class, size)
             for split, source, per_class in (
                 ("train", "train", train_per_class),
                 ("val", "test", val_per_class),
-            ):
-                for cls, wnid in CIFAR_WNIDS.items():
-                    files = [n for n in names if f"{source}/{cls}/" in n][:per_class]
-                    if len(files) < per_class:
-                        raise DataError(
-                            f"{cifar_zip} has {len(files)} {source}/{cls} images, need {per_class}"
-                        )
-                    folder = tmp / split / wnid
-                    folder.mkdir(parents=True)
-                    for name in files:
-                        raw = torch.frombuffer(bytearray(archive.read(name)), dtype=torch.uint8)
-                        image = decode_jpeg(raw, mode=ImageReadMode.RGB)
-                        image = TF.resize(image, [size, size], antialias=True)
-                        stem = Path(name).stem
-                        (folder / f"{wnid}_{stem}.JPEG").write_bytes(
-                            encode_jpeg(image, quality=95).numpy().tobytes()
-                        )
-                    counts.setdefault(split, {})[wnid] = len(files)
+            )
+        }
         write_json(
             tmp / STANDIN_FILE,
             {
@@ -431,6 +412,35 @@ def build_standin(
             },
         )
     return out
+
+
+def _standin_split(
+    archive: zipfile.ZipFile, names: list[str], out: Path, source: str, per_class: int, size: int
+) -> dict[str, int]:
+    """The first ``per_class`` JPEGs of each class of the zip's ``source`` split, upscaled to
+    ``size`` x ``size``, as ``out/<wnid>/<wnid>_<name>.JPEG``; images per wnid."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+    from torchvision.transforms.v2 import functional as TF
+
+    counts = {}
+    with _codecs():
+        for cls, wnid in CIFAR_WNIDS.items():
+            files = [n for n in names if f"{source}/{cls}/" in n][:per_class]
+            if len(files) < per_class:
+                raise DataError(
+                    f"{archive.filename} has {len(files)} {source}/{cls} images, need {per_class}"
+                )
+            folder = out / wnid
+            folder.mkdir(parents=True)
+            for name in files:
+                raw = torch.frombuffer(bytearray(archive.read(name)), dtype=torch.uint8)
+                image = decode_jpeg(raw, mode=ImageReadMode.RGB)
+                image = TF.resize(image, [size, size], antialias=True)
+                (folder / f"{wnid}_{Path(name).stem}.JPEG").write_bytes(
+                    encode_jpeg(image, quality=95).numpy().tobytes()
+                )
+            counts[wnid] = len(files)
+    return counts
 
 
 def check_replaceable(root: Path) -> None:

@@ -160,9 +160,8 @@ class Retrainer:
             )
         else:
             self.source = train_set
-        train, test = self.source.train_labels, self.source.test_labels
-        self.train_index = subset_indices(train, cfg.train_size, "retrain train_size")
-        test_index = subset_indices(test, cfg.test_size, "retrain test_size")
+        self.train_index = subset_indices(self.source.train_labels, cfg, "train_size")
+        test_index = subset_indices(self.source.test_labels, cfg, "test_size")
         self.n_train, self.n_test = len(self.train_index), len(test_index)
         self.test_index = test_index[rank::world]
 
