@@ -183,7 +183,6 @@ def test_retrain_learns_and_writes_atomic_outputs(tmp_path: Path) -> None:
     assert result["config"]["amp"] is False and result["config"]["channels_last"] is False
     assert json.loads((tmp_path / "result.json").read_text()) == result
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".checkpoint.pt.mine.tmp",
         "checkpoint.pt",
         "metrics.csv",
         "result.json",
