@@ -40,6 +40,10 @@ def runtime_fingerprint(device: torch.device) -> dict[str, Any]:
     }
 
 
+#: Seeds are integers in [0, SEED_LIMIT): what torch's generators take (numpy gets seed % 2**32).
+SEED_LIMIT = 2**63
+
+
 def seed_everything(seed: int) -> None:
     """One seed for Python, NumPy and torch (CPU and CUDA)."""
     import torch

@@ -197,3 +197,30 @@ def test_pipeline_gives_each_strategy_its_own_defaults(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     reinforce = '"strategy_args": {"budget_seconds": 12000, "max_epochs": null, "lr": 0.01,'
     assert reinforce in run.stdout
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("searches", "nb201-ddpnas-tabular", "seeds"),
+        ("imagenet", "search", "seeds"),
+        ("report", "figure_seed"),
+        ("report", "ranking", "sample_seed"),
+        ("report", "bound", "seed"),
+        ("generate", "nb201", "seed"),
+    ],
+    ids=lambda path: ".".join(path),
+)
+def test_every_seed_in_a_config_is_one_every_generator_takes(path: tuple[str, ...]) -> None:
+    """Seeds in [0, 2**63), as ``--seed``: a larger one is named before any work."""
+    for seed, ok in ((2**63 - 1, True), (2**63, False)):
+        config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        block = config
+        for key in path[:-1]:
+            block = block.setdefault(key, {})
+        block[path[-1]] = [seed] if path[-1] == "seeds" else seed
+        if ok:
+            validate(config)
+        else:
+            with pytest.raises(ConfigError, match=".".join(path)):
+                validate(config)

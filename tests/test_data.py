@@ -6,6 +6,7 @@ real cifar10-jpeg.zip, and one (marked slow) decodes all of it.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -240,7 +241,9 @@ def test_subset_is_seeded_and_stratified() -> None:
     assert not torch.equal(picked, subset(indices, 10, seed=4, labels=labels))
     plain = subset(indices[50:], 7, seed=0)
     assert len(plain) == 7 and bool((plain >= 50).all()) and len(set(plain.tolist())) == 7
-    assert torch.equal(subset(indices, 500, seed=0), indices)
+    assert torch.equal(subset(indices, 100, seed=0), indices)
+    with pytest.raises(ConfigError, match=r"train_size is 500 but only 100 .* at most 100"):
+        subset(indices, 500, seed=0, what="train_size")  # never a silent cap
     with pytest.raises(ConfigError):
         subset(indices, 0, seed=0)
 
@@ -316,3 +319,15 @@ def test_augmentation_is_a_padded_crop_and_flip() -> None:
             seen_flip |= flip
             seen_shift |= (dy, dx) != (4, 4)
     assert seen_flip and seen_shift
+
+
+def test_extracted_zip_follows_the_umask(tmp_path: Path) -> None:
+    """The extracted tree is made with mkdir (the umask's mode), not mkdtemp's 0700."""
+    archive = _zip_tree(_make_tree(tmp_path / "tree"), tmp_path / ZIP_NAME)
+    old = os.umask(0o022)
+    try:
+        load_cifar10(archive, cache_dir=tmp_path / "cache", download=False)
+    finally:
+        os.umask(old)
+    (extracted,) = (p for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    assert extracted.stat().st_mode & 0o777 == 0o755

@@ -225,8 +225,13 @@ def test_cli_standin_search_retrain_transfer_table(
     block["resolution"], block["held_out"] = 16, 20
     block["search"]["train"] |= {"train_size": 20, "valid_size": 20, "batch_size": 20}
     block["transfer"]["network"] |= {"C": 4, "layers": 3}
-    for stage in ("retrain", "transfer"):
-        block[stage]["protocol"]["overrides"] |= {"epochs": 1, "batch_size": 20}
+    for stage in ("retrain", "transfer"):  # all 60 / 20 images (more is an error, not a cap)
+        block[stage]["protocol"]["overrides"] |= {
+            "epochs": 1,
+            "batch_size": 20,
+            "train_size": None,
+            "test_size": None,
+        }
     args = [
         "--block",
         json.dumps(block),

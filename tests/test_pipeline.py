@@ -19,6 +19,7 @@ from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, requi
 
 from ddpnas.cli.main import main
 from ddpnas.engine.evaluators import TabularEvaluator
+from ddpnas.report import readme
 from ddpnas.spaces.darts.genotype import Genotype
 from ddpnas.spaces.nb201 import NB201Space
 
@@ -288,6 +289,9 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     costs = pd.read_csv(results / "tables" / "costs.csv")
     ours = costs[costs["source"].str.startswith("ours")]
     assert set(ours["stage"]) == {"search", "retrain"} and (ours["unit"] == "CPU-hours").all()
+    # Every table is whole (what `report readme` checks); no job left a lock or temp file.
+    readme.render(results / "tables", [record], "config/ci.yaml")
+    assert not [p for p in tmp_path.rglob(".*") if p.suffix in (".lock", ".tmp")]
     report = tmp_path / "report.html"
     subprocess.run(
         [

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import REPO
 
 from ddpnas.cli.main import main
 from ddpnas.report import readme
+from ddpnas.report.tables import write_table
 
 
 def _record(experiment: str, seed: int) -> dict:
@@ -23,7 +25,8 @@ def results(tmp_path: Path) -> Path:
     tables = tmp_path / "results" / "tables"
     tables.mkdir(parents=True)
     for name in ("zeta", "costs", "nb201", "alpha"):
-        (tables / f"{name}.md").write_text(f"# Table {name}\n\n| a |\n|---|\n| 1 |\n")
+        one = pd.DataFrame({"a": [1]})
+        write_table(one, one, tables / name, f"Table {name}")
     for exp, seeds in (("tab", range(10)), ("ws", [0])):
         for seed in seeds:
             path = tmp_path / "results" / "search" / exp / f"seed{seed}.json"

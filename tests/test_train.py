@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, stderr.decode()[-3000:]
     assert len(read_metrics(tmp_path)) == 2 and not (tmp_path / "result.json").exists()
-    (tmp_path / ".checkpoint.pt.torn.tmp").write_bytes(b"what a kill mid-write leaves")
+    (tmp_path / f".checkpoint.pt.{uuid.uuid4().hex}.tmp").write_bytes(b"a kill mid-write left")
+    (tmp_path / ".checkpoint.pt.mine.tmp").write_bytes(b"not ours: never removed")
 
     result = run(TINY, tmp_path)
     rows = read_metrics(tmp_path)
@@ -226,6 +228,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(
     assert without_seconds(rows) == without_seconds(read_metrics(ref_dir))
     assert comparable(result) == comparable(ref_result)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".checkpoint.pt.mine.tmp",
         "checkpoint.pt",
         "metrics.csv",
         "result.json",

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from ddpnas.errors import DDPNASError
 from ddpnas.io.checkpoints import STALE_CHECKPOINT
+from ddpnas.io.files import table_paths
+from ddpnas.io.locks import Output
+from ddpnas.runtime import SEED_LIMIT
+
+# Options that name something a command writes: every command with one declares its outputs
+# (a test walks the parsers).
+OUTPUT_OPTIONS = (
+    "--out", "--out-dir", "--checkpoint", "--supernet-out", "--figure", "--figures",
+    "--cells-out", "--table", "--readme",
+)  # fmt: skip
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -20,6 +32,21 @@ def json_object(text: str | None, flag: str) -> dict:
     if not isinstance(value, dict):
         raise DDPNASError(f"{flag} must be a JSON object")
     return value
+
+
+def declare_outputs(
+    parser: argparse.ArgumentParser, outputs: Callable[[argparse.Namespace], Iterable[Output]]
+) -> None:
+    """What the command writes, as a function of its arguments: ``ddpnas.cli.main`` checks and
+    locks these paths before the command runs (``ddpnas.io.locks.claim``)."""
+    parser.set_defaults(outputs=outputs)
+
+
+def table_outputs(stem: str | Path | None, flag: str = "--out") -> list[Output]:
+    """The three files of a table written to ``stem`` (``write_table``): .csv, .md and .tex."""
+    if stem is None:
+        return []
+    return [Output(flag, path) for path in table_paths(stem)]
 
 
 def add_stale_checkpoint(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +78,17 @@ def add_runtime(parser: argparse.ArgumentParser, *, device_default: str | None =
     )
 
 
+def check_seed(seed: int, flag: str) -> None:
+    """A seed every generator takes (``ddpnas.runtime.SEED_LIMIT``)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise DDPNASError(f"{flag} must be a non-negative integer below 2**63, got {seed}")
+
+
 def check_numbers(args: argparse.Namespace) -> None:
     """Seeds and thread counts argparse accepts as ints but nothing downstream can use."""
-    seed = getattr(args, "seed", None)
-    if seed is not None and not 0 <= seed < 2**63:
-        raise DDPNASError(f"--seed must be a non-negative integer below 2**63, got {seed}")
+    for dest, seed in vars(args).items():
+        if (dest == "seed" or dest.endswith("_seed")) and seed is not None:
+            check_seed(seed, "--" + dest.replace("_", "-"))
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise DDPNASError(
             f"--threads must be at least 1, got {args.threads}; leave it out to use the config's"

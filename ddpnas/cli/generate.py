@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ddpnas.cli.args import json_object
+from ddpnas.cli.args import declare_outputs, json_object, table_outputs
 from ddpnas.errors import DDPNASError
 from ddpnas.io.files import write_json
+from ddpnas.io.locks import Output
 
 if TYPE_CHECKING:  # torch and scipy load only when the command runs, not for every CLI start
     from ddpnas.generation.solver import CostTable, Generated
@@ -201,16 +202,12 @@ def _problem(
 def run(args: argparse.Namespace) -> None:
     """The ``ddpnas generate`` command (see ``ddpnas generate --help``)."""
     from ddpnas.generation.solver import generate
-    from ddpnas.io.files import ensure_writable
 
     network = json_object(args.network, "--network")
     if args.min_alive < 1:
         raise DDPNASError(f"--min-alive must be >= 1, got {args.min_alive}")
     if args.latency and args.costs:
         raise DDPNASError("--latency adds to the space's costs; put latency in --costs instead")
-    if not args.sweep and not args.out:
-        raise DDPNASError("give --out arch.json (or --sweep to write a table)")
-    ensure_writable(None if args.sweep else args.out, "--out")
     space, theta, costs, budgets, source = _problem(args, network)
     if args.sweep:
         _run_sweep(args, space, theta, costs, budgets, network, source)
@@ -281,7 +278,7 @@ def _run_sweep(
         cells = all_cell_costs(space, bench, costs)
     df = sweep_rows(space, resource, results, measured, cells)
     name = space.name if space else "custom"
-    stem = args.table or f"results/tables/generation_{name}"
+    stem, figure = _sweep_paths(args, name)
     scale, unit = UNITS.get(resource, (1.0, resource))
     notes = _sweep_notes(args, source, budgets, network, cells)
     write_table(
@@ -291,12 +288,34 @@ def _run_sweep(
         f"Generation under a {resource} budget ({name})",
         notes,
     )
-    figure = args.figure or f"results/figures/generation_{name}.png"
     sweep_figure(df, resource, scale, unit, figure, f"{name}: generated from {source}", cells)
     feasible = int(df["feasible"].sum())
     print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
     if "gap" in df:
         print(f"gap to the true front: mean {df['gap'].mean():.2f}, max {df['gap'].max():.2f}")
+
+
+def _sweep_paths(args: argparse.Namespace, space: str | None) -> tuple[str, str]:
+    """(table stem, figure) of a sweep: the given ones, else named after the space."""
+    name = space or "custom"
+    return (
+        args.table or f"results/tables/generation_{name}",
+        args.figure or f"results/figures/generation_{name}.png",
+    )
+
+
+def _outputs(args: argparse.Namespace) -> list[Output]:
+    """arch.json, or the sweep's table and figure (named after the record's space)."""
+    if not args.sweep:
+        if not args.out:
+            raise DDPNASError("give --out arch.json (or --sweep to write a table)")
+        return [Output("--out", args.out)]
+    space = args.space
+    if space is None and args.record and not (args.table and args.figure):
+        record = _read_json(args.record, "search record")
+        space = record.get("space") if isinstance(record, dict) else None
+    stem, figure = _sweep_paths(args, space)
+    return [*table_outputs(stem, "--table"), Output("--figure", figure)]
 
 
 def _sweep_notes(
@@ -357,3 +376,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--figure", help="sweep figure (default results/figures/generation_<space>.png)"
     )
     gen.set_defaults(func=run)
+    declare_outputs(gen, _outputs)

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ddpnas.cli.args import add_runtime, add_stale_checkpoint
+from ddpnas.cli.args import add_runtime, add_stale_checkpoint, declare_outputs, table_outputs
+from ddpnas.cli.retrain import out_dir_output
 from ddpnas.errors import ArchError, DDPNASError
+from ddpnas.io.locks import Output
 
 STANDIN_LABEL = "stand-in"
 
@@ -105,6 +107,7 @@ def _cmd_standin(args: argparse.Namespace) -> None:
         train_per_class=args.train_per_class,
         val_per_class=args.val_per_class,
         size=args.size,
+        force=args.force,
     )
     print(f"wrote the ImageNet stand-in {out} (CIFAR-10 images, NOT ImageNet)")
 
@@ -259,11 +262,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     standin = cmds.add_parser("standin", help="build an ImageNet-format stand-in from CIFAR-10")
     standin.add_argument("--cifar-zip", required=True, help="cifar10-jpeg.zip")
-    standin.add_argument("--out", required=True, help="output folder (train/, val/)")
+    standin.add_argument(
+        "--out", required=True, help="output folder (train/, val/); new or empty, see --force"
+    )
+    standin.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a stand-in an earlier build wrote at --out (nothing else is ever replaced)",
+    )
     standin.add_argument("--train-per-class", type=int, default=30)
     standin.add_argument("--val-per-class", type=int, default=10)
     standin.add_argument("--size", type=int, default=64, help="image side after upscaling")
     standin.set_defaults(func=_cmd_standin)
+    declare_outputs(standin, lambda args: [Output("--out", args.out, is_dir=True)])
 
     def common(parser: argparse.ArgumentParser) -> None:
         given = parser.add_mutually_exclusive_group(required=True)
@@ -279,6 +290,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
     add_stale_checkpoint(search)
     search.set_defaults(func=_cmd_search)
+    declare_outputs(
+        search,
+        lambda args: [Output("--out", args.out), Output("--checkpoint", args.checkpoint)],
+    )
 
     retrain = cmds.add_parser("retrain", help="retrain a mobile arch or a DARTS cell on ImageNet")
     common(retrain)
@@ -291,9 +306,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     retrain.add_argument("--out-dir", required=True, help="metrics.csv, result.json, checkpoint")
     add_stale_checkpoint(retrain)
     retrain.set_defaults(func=_cmd_retrain)
+    declare_outputs(retrain, out_dir_output)
 
     table = cmds.add_parser("table", help="results/tables/imagenet.{csv,md,tex}")
     table.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
     table.add_argument("--retrains", nargs="+", required=True, help="retrain result.json files")
     table.add_argument("--out", required=True, help="output stem")
     table.set_defaults(func=_cmd_table)
+    declare_outputs(table, lambda args: table_outputs(args.out))

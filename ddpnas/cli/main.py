@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ from ddpnas._version import __version__
 from ddpnas.cli import generate, imagenet, nb201, report, retrain, search
 from ddpnas.cli.args import check_numbers
 from ddpnas.errors import DDPNASError
+from ddpnas.io.locks import claim
 
 EPILOG = """Each command has its own --help with an example. The pipeline (Snakemake) calls these
 commands; run `snakemake --cores 2` from the repository root for the whole default run."""
@@ -41,16 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; user errors print one clear line and exit 2 without a traceback.
 
+    A command that writes declares its outputs (``outputs``: a function of its arguments, see
+    :func:`ddpnas.cli.args.declare_outputs`): they are checked and locked before it starts, and
+    the locks (and their files) released when it ends, however it ends.
+
     Run as a program (``argv`` None: the console script, ``python -m``, torchrun), the process
     ends right after the command: every output is already written atomically, and skipping the
     interpreter's teardown of torch (0.5-1 s of CPU) keeps a job's wall time what its record says
     (the cost table checks it against Snakemake's benchmark within 10 %).
     """
     args = build_parser().parse_args(argv)
+    if argv is None:  # a kill (scancel, a cancelled job) unwinds: temp files and locks are removed
+        signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         check_numbers(args)
-        args.func(args)
+        with claim(args.outputs(args) if getattr(args, "outputs", None) else ()):
+            args.func(args)
         code = 0
     except DDPNASError as exc:
         print(f"ddpnas: error: {exc}", file=sys.stderr)

@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ddpnas.cli.args import declare_outputs
+from ddpnas.io.locks import Output
+
 DEFAULT_CONFIG = "config/config.yaml"
 
 
@@ -57,6 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, help="output .csv or .csv.gz")
     export.add_argument("--indices", type=int, nargs="+", help="only these indices")
     export.set_defaults(func=_cmd_export_table)
+    declare_outputs(export, lambda args: [Output("--out", args.out)])
     lookup = nb201.add_parser(
         "lookup",
         help="print the metrics of one architecture",

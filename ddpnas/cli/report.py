@@ -9,22 +9,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ddpnas.cli.args import add_runtime, json_object
+from ddpnas.cli.args import add_runtime, declare_outputs, json_object, table_outputs
 from ddpnas.errors import DDPNASError
-
-
-def _writable_stem(stem: str) -> None:
-    """The tables' outputs (<stem>.csv, .md, .tex) can be written."""
-    from ddpnas.io.files import ensure_writable
-
-    ensure_writable(f"{stem}.csv", "--out")
+from ddpnas.io.locks import Output
 
 
 def _cmd_nb201_table(args: argparse.Namespace) -> None:
     from ddpnas.nasbench.files import load_bench
     from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, provenance, write_table
 
-    _writable_stem(args.out)
     runs = load_runs(args.runs)
     bench = load_bench(args.bench, data=json_object(args.data, "--data"))
     df = nb201_rows(runs, bench)
@@ -49,7 +42,6 @@ def _cmd_searches_table(args: argparse.Namespace) -> None:
     from ddpnas.report.search_table import search_display, search_rows
     from ddpnas.report.tables import load_runs, provenance, write_table
 
-    _writable_stem(args.out)
     runs = load_runs(args.runs)
     df = search_rows(runs)
     title = f"{args.title} (the search's own validation accuracy; mean ± std and SE over seeds)"
@@ -66,7 +58,6 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
     )
     from ddpnas.spaces.darts.genotype import Genotype
 
-    _writable_stem(args.out)
     searches, retrains = load_runs(args.searches), load_runs(args.retrains, RETRAIN_KEYS)
     if len(searches) != len(retrains):
         raise DDPNASError("--searches and --retrains must pair up (same length, same order)")
@@ -90,7 +81,6 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
 def _cmd_theta_plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
-    from ddpnas.io.files import ensure_writable
     from ddpnas.report.plots import theta_figure
     from ddpnas.report.tables import load_runs
 
@@ -102,7 +92,6 @@ def _cmd_theta_plot(args: argparse.Namespace) -> None:
             f"--out {args.out}: matplotlib cannot write .{suffix} images; use one of "
             + ", ".join(f".{f}" for f in formats)
         )
-    ensure_writable(args.out, "--out")
     (run,) = load_runs([args.run])
     if not run["history"] or any("theta" not in h.get("state", {}) for h in run["history"]):
         raise DDPNASError(
@@ -230,7 +219,25 @@ def _command(
 
 
 def _out(parser: argparse.ArgumentParser, what: str = "writes .csv, .md and .tex") -> None:
+    """``--out STEM`` of a command that writes one table (others declare more outputs)."""
     parser.add_argument("--out", required=True, help=f"output stem; {what}")
+    declare_outputs(parser, lambda args: table_outputs(args.out))
+
+
+def _bound_outputs(args: argparse.Namespace) -> list[Output]:
+    from ddpnas.report.bound_tables import FIGURES
+
+    figures = [Output("--figures", Path(args.figures) / name) for name in FIGURES.values()]
+    return [*table_outputs(args.out), *table_outputs(f"{args.out}_cost"), *figures]
+
+
+def _ranking_outputs(args: argparse.Namespace) -> list[Output]:
+    return [
+        *table_outputs(args.out),
+        *table_outputs(f"{args.out}_edges"),
+        Output("--figure", args.figure),
+        Output("--cells-out", args.cells_out),
+    ]
 
 
 def _data(parser: argparse.ArgumentParser) -> None:
@@ -279,6 +286,7 @@ def _table_parsers(report: argparse._SubParsersAction) -> None:
     )
     theta.add_argument("--run", required=True, help="one search record (JSON)")
     theta.add_argument("--out", required=True, help="output image (.png, .pdf, .svg)")
+    declare_outputs(theta, lambda args: [Output("--out", args.out)])
 
 
 def _evidence_parsers(report: argparse._SubParsersAction) -> None:
@@ -294,6 +302,7 @@ def _evidence_parsers(report: argparse._SubParsersAction) -> None:
     bound.add_argument("--seeds", type=int, help="Monte-Carlo replicates per setting (override)")
     bound.add_argument("--bound", help="the config's report.bound block as JSON (default: schema)")
     _data(bound)
+    declare_outputs(bound, _bound_outputs)
     rank = _command(
         report,
         "ranking",
@@ -312,6 +321,7 @@ def _evidence_parsers(report: argparse._SubParsersAction) -> None:
     rank.add_argument("--figure", required=True, help="scatter plot (.png, .pdf, .svg)")
     rank.add_argument("--cells-out", help="CSV of every scored cell")
     add_runtime(rank, device_default="auto")
+    declare_outputs(rank, _ranking_outputs)
     costs = _command(
         report,
         "costs",
@@ -364,6 +374,7 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
     readme.add_argument(
         "--check", action="store_true", help="exit non-zero when the README differs; write nothing"
     )
+    declare_outputs(readme, lambda args: [] if args.check else [Output("--readme", args.readme)])
 
 
 def add_parsers(report: argparse._SubParsersAction) -> None:

@@ -6,8 +6,9 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from ddpnas.cli.args import add_runtime, add_stale_checkpoint, json_object
+from ddpnas.cli.args import add_runtime, add_stale_checkpoint, declare_outputs, json_object
 from ddpnas.errors import DDPNASError
+from ddpnas.io.locks import Output
 
 if TYPE_CHECKING:
     from ddpnas.spaces.darts.genotype import Genotype
@@ -20,20 +21,21 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     from ddpnas.config.retrain import Retrain
     from ddpnas.data.locations import resolve_cache_dir
     from ddpnas.io.files import ensure_writable
-    from ddpnas.io.locks import exclusive
     from ddpnas.spaces.darts.genotype import Genotype
 
     genotype = Genotype.read(args.genotype)
     block = validate(json_object(args.retrain, "--retrain"), Retrain, where="retrain")
     data = json_object(args.data, "--data")
-    ensure_writable(args.out_dir, "--out-dir", is_dir=True)
     ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    # torchrun's other ranks share rank 0's lock: only it writes.
-    lock = [args.out_dir] if int(os.environ.get("RANK", "0")) == 0 else []
-    with exclusive(lock, "--out-dir"):
-        _retrain(args, genotype, block, data)
+    _retrain(args, genotype, block, data)
+
+
+def out_dir_output(args: argparse.Namespace) -> list[Output]:
+    """``--out-dir``; torchrun's other ranks share rank 0's lock (only it writes)."""
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    return [Output("--out-dir", args.out_dir, is_dir=True, lock=rank0)]
 
 
 def _retrain(
@@ -94,6 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_stale_checkpoint(retrain)
     add_runtime(retrain, device_default="auto")
     retrain.set_defaults(func=_cmd_retrain)
+    declare_outputs(retrain, out_dir_output)
 
     launcher = sub.add_parser(
         "launch",

@@ -6,8 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from ddpnas.cli.args import add_runtime, add_stale_checkpoint, json_object
+from ddpnas.cli.args import (
+    add_runtime,
+    add_stale_checkpoint,
+    check_seed,
+    declare_outputs,
+    json_object,
+)
 from ddpnas.errors import DDPNASError
+from ddpnas.io.locks import Output
 
 EXAMPLES = """examples:
   ddpnas search --config config/config.yaml --experiment nb201-ddpnas-ws --seed 0 \\
@@ -28,6 +35,7 @@ def parse_seeds(text: str) -> list[int]:
             raise DDPNASError(f"--seeds {text!r}: expected e.g. 0-199 or 0,1,2") from None
         if first < 0 or last < first:
             raise DDPNASError(f"--seeds {text!r}: {part.strip()!r} is not an ascending range >= 0")
+        check_seed(last, f"--seeds {text!r}: each seed")
         seeds.extend(range(first, last + 1))
     if len(set(seeds)) != len(seeds):
         raise DDPNASError(f"--seeds {text!r} repeats a seed")
@@ -70,34 +78,43 @@ def _run_seeds(args: argparse.Namespace, spec: dict, data: dict, threads: int | 
     )
 
 
+def _search_outputs(args: argparse.Namespace) -> list[Output]:
+    """The record (every seed's, with --seeds), checkpoint and supernet."""
+    if args.seeds is not None:
+        from ddpnas.engine.experiment import record_paths
+
+        paths = record_paths(args.out, args.experiment, parse_seeds(args.seeds))
+        return [Output("--out", path) for path in paths]
+    return [
+        Output("--out", args.out),
+        Output("--checkpoint", args.checkpoint),
+        Output("--supernet-out", args.supernet_out),
+    ]
+
+
 def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.data.locations import resolve_cache_dir
     from ddpnas.engine.experiment import run_experiment
     from ddpnas.io.files import ensure_writable
-    from ddpnas.io.locks import exclusive
 
     spec, data, device, threads = _settings(args)
     if args.seeds is not None:
         _run_seeds(args, spec, data, threads)
         return
-    ensure_writable(args.out, "--out")
-    ensure_writable(args.checkpoint, "--checkpoint")
-    ensure_writable(args.supernet_out, "--supernet-out")
     if isinstance(spec, dict) and spec.get("mode") == "weight_sharing":
         ensure_writable(resolve_cache_dir(data.get("cache")), "data.cache", is_dir=True)
-    with exclusive([args.out, args.checkpoint, args.supernet_out], "--out/--checkpoint"):
-        record = run_experiment(
-            args.experiment,
-            spec,
-            seed=args.seed,
-            out=args.out,
-            checkpoint=args.checkpoint,
-            stale_checkpoint=args.stale_checkpoint,
-            data=data,
-            device=device or "auto",
-            threads=threads,
-            supernet_out=args.supernet_out,
-        )
+    record = run_experiment(
+        args.experiment,
+        spec,
+        seed=args.seed,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        stale_checkpoint=args.stale_checkpoint,
+        data=data,
+        device=device or "auto",
+        threads=threads,
+        supernet_out=args.supernet_out,
+    )
     print(
         f"{args.experiment} seed {args.seed}: {record['arch']} after {record['epochs']} epochs "
         f"({record['search_seconds']:.1f} s on {record['environment']['hardware']})"
@@ -105,11 +122,10 @@ def _cmd_search(args: argparse.Namespace) -> None:
 
 
 def _cmd_genotype(args: argparse.Namespace) -> None:
-    from ddpnas.io.files import atomic_write, ensure_writable
+    from ddpnas.io.files import atomic_write
     from ddpnas.report.tables import load_runs
     from ddpnas.spaces.darts.genotype import Genotype
 
-    ensure_writable(args.out, "--out")
     (record,) = load_runs([args.record])
     if "genotype" not in record:
         raise DDPNASError(
@@ -147,6 +163,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--supernet-out", help="weight sharing: write the final supernet weights here (.pt)"
     )
     search.set_defaults(func=_cmd_search)
+    declare_outputs(search, _search_outputs)
 
     genotype = sub.add_parser(
         "genotype",
@@ -158,3 +175,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     genotype.add_argument("--record", required=True, help="search record (JSON)")
     genotype.add_argument("--out", required=True, help="genotype file (JSON)")
     genotype.set_defaults(func=_cmd_genotype)
+    declare_outputs(genotype, lambda args: [Output("--out", args.out)])

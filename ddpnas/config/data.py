@@ -31,5 +31,7 @@ class Data(Options):
         None, description="Decoded-image cache. null -> $DDPNAS_CACHE -> ~/.cache/ddpnas."
     )
     download: bool = Field(
-        True, description="Let torchvision download CIFAR-10 when it is nowhere else."
+        True,
+        description="Let torchvision download CIFAR-10 into the cache when root (and "
+        "$DDPNAS_DATA) is null; never into a folder root names.",
     )

@@ -10,6 +10,7 @@ from ddpnas.config.options import (
     Number,
     Options,
     Positive,
+    Seed,
 )
 
 
@@ -23,7 +24,7 @@ class Generation(Options):
             "(results/imagenet/search/seed<seed>.json)."
         )
     )
-    seed: int | None = Field(
+    seed: Seed | None = Field(
         None,
         description="Seed of that record; null -> report.figure_seed when the experiment runs it.",
     )

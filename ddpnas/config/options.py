@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
+from ddpnas.runtime import SEED_LIMIT
+
 T = TypeVar("T")
 
 
@@ -80,6 +82,8 @@ class Options(BaseModel):
 
 
 NonNegative = Annotated[int, Field(ge=0)]
+#: A run's seed: what ``--seed`` accepts (``ddpnas.runtime.SEED_LIMIT``).
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 Positive = Annotated[int, Field(ge=1)]
 #: An optional image count (null = all).
 Size = Annotated[int | None, Field(ge=1)]

@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import Field
 
 from ddpnas.config.options import (
-    NonNegative,
     Number,
     Options,
     Positive,
+    Seed,
     UniqueList,
     block,
 )
@@ -31,7 +31,7 @@ class Ranking(Options):
             "cifar10-valid accuracy (the cells each search visited are added to them)."
         ),
     )
-    sample_seed: NonNegative = Field(
+    sample_seed: Seed = Field(
         0, description="Seed of that sample (the same cells for every experiment)."
     )
     bootstrap: int = Field(
@@ -47,9 +47,7 @@ class Bound(Options):
     the real strategy (synthetic arms and the NAS-Bench-201 table), and the accuracy of the found
     NAS-Bench-201 cell vs search cost beside baselines with the same query budget."""
 
-    seed: NonNegative = Field(
-        0, description="Master seed of every Monte-Carlo setting and baseline run."
-    )
+    seed: Seed = Field(0, description="Master seed of every Monte-Carlo setting and baseline run.")
     seeds: int = Field(2000, ge=10, description="Replicates (independent searches) per setting.")
     pruning_steps: UniqueList[Positive] = Field(
         [1, 2, 3, 5, 10],
@@ -95,6 +93,6 @@ class Bound(Options):
 
 
 class Report(Options):
-    figure_seed: int = Field(0, description="Which seed's run the theta figure shows.")
+    figure_seed: Seed = Field(0, description="Which seed's run the theta figure shows.")
     ranking: Ranking = block()
     bound: Bound = block()

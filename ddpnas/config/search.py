@@ -17,10 +17,10 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from ddpnas.config.options import (
-    NonNegative,
     Number,
     Options,
     Positive,
+    Seed,
     Size,
     UniqueList,
     Unset,
@@ -141,7 +141,7 @@ class Search(Options):
     )
     mode: Literal["tabular", "weight_sharing"]
     label: str | Unset = absent("Row name in the tables (default derived from strategy and mode).")
-    seeds: UniqueList[NonNegative] = Field(min_length=1)
+    seeds: UniqueList[Seed] = Field(min_length=1)
     strategy_args: Picked = Field(
         {},
         validate_default=True,

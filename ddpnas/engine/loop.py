@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ddpnas.errors import DDPNASError
 from ddpnas.io.checkpoints import resume_state, save_checkpoint
+from ddpnas.runtime import SEED_LIMIT
 from ddpnas.spaces.base import Arch
 from ddpnas.strategies.base import Strategy, TrainingPlan
 
@@ -67,8 +68,9 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """Data order of one epoch, a pure function of (seed, epoch) so resume needs no RNG replay.
 
     ``stream`` separates independent uses within an epoch (0: training order, 1: validation).
+    Folded into torch's seed range, which changes nothing for seeds below ~2**40.
     """
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 4 + stream)
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 4 + stream) % SEED_LIMIT)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
+def unreadable_reason(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in a few words. Not torch's own text: a weights-only refusal
+    advises ``weights_only=False``, i.e. running code from an unknown file, which never applies
+    to a file ddpnas wrote (it holds only tensors and plain data)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds objects other than tensors and plain data, which ddpnas never writes"
+    if isinstance(exc, EOFError):
+        return "it ends early: empty or cut short"
+    text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load_checkpoint(
     path: str | Path, *, version: int, fingerprint: str | dict[str, Any]
 ) -> dict[str, Any]:
@@ -49,8 +62,14 @@ def load_checkpoint(
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file: say which and what to do
         raise DDPNASError(
-            f"checkpoint {path} is unreadable ({exc}); delete it to start over"
-        ) from exc
+            f"checkpoint {path} is unreadable ({unreadable_reason(exc)}); it is not a complete "
+            "ddpnas checkpoint: delete it (or move it away) to start over"
+        ) from None
+    if not isinstance(state, dict):
+        raise DDPNASError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a ddpnas checkpoint; delete "
+            "it (or move it away) to start over"
+        )
     stored = state.get("fingerprint")
     if (
         isinstance(stored, dict)

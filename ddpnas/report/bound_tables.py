@@ -341,6 +341,10 @@ CODE_NOTE = (
 )
 
 
+#: The figures :func:`run_bound_report` writes into its figures folder.
+FIGURES = {"T": "bound_T.png", "epochs": "bound_epochs.png", "cost": "bound_cost.png"}
+
+
 def run_bound_report(
     block: dict[str, Any], bench: NB201Bench, out: str | Path, figures: str | Path
 ) -> pd.DataFrame:
@@ -377,8 +381,8 @@ def run_bound_report(
         f"Monte-Carlo {df['seconds'].sum():.1f} s in all.",
     ]
     write_table(df, bound_display(df), out, "Failure bounds of DDPNAS vs Monte-Carlo", notes)
-    failure_figure(df, gaps, "T", figures / "bound_T.png")
-    failure_figure(df, gaps, "epochs", figures / "bound_epochs.png")
+    failure_figure(df, gaps, "T", figures / FIGURES["T"])
+    failure_figure(df, gaps, "epochs", figures / FIGURES["epochs"])
     display = costs.assign(
         test_acc=[
             f"{a:.2f} ± {c:.2f}" for a, c in zip(costs["test_acc"], costs["ci95"], strict=True)
@@ -395,5 +399,5 @@ def run_bound_report(
             "mean ± 95% CI (1.96 standard errors) over runs."
         ],
     )
-    cost_figure(costs, bench.optimum("cifar10_test_acc"), figures / "bound_cost.png")
+    cost_figure(costs, bench.optimum("cifar10_test_acc"), figures / FIGURES["cost"])
     return df

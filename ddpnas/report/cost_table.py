@@ -68,13 +68,23 @@ class Job:
 
 
 def read_benchmark(path: str | Path) -> float:
-    """Wall seconds (column ``s``) of a Snakemake benchmark TSV; repeated runs are averaged."""
+    """Wall seconds (column ``s``) of a Snakemake benchmark TSV; repeated runs are averaged.
+
+    A file without a timing row (a job killed as Snakemake wrote it) or with a time that is not a
+    positive number is an error: the table could not check the record against it.
+    """
     try:
         with Path(path).open() as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        return float(np.mean([float(r["s"]) for r in rows]))
-    except (OSError, KeyError, ValueError) as exc:
+            seconds = [float(r["s"]) for r in csv.DictReader(fh, delimiter="\t")]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise DDPNASError(f"cannot read Snakemake benchmark {path}: {exc}") from None
+    if not seconds or not all(np.isfinite(s) and s > 0 for s in seconds):
+        what = f"a time that is not > 0: {seconds}" if seconds else "no timing row (header only)"
+        raise DDPNASError(
+            f"Snakemake benchmark {path} has {what}, so the record cannot be checked against it; "
+            "rerun the job that writes it (snakemake --forcerun <its rule>)"
+        )
+    return float(np.mean(seconds))
 
 
 def _cost(record: dict[str, Any], where: str | Path) -> dict[str, Any]:

@@ -58,6 +58,41 @@ def provenance(records: Sequence[dict[str, Any]], config: str) -> str:
     )
 
 
+def _rows(lines: list[str], start: str, end: str) -> int | None:
+    """Lines strictly between the first ``start`` line and the next ``end`` line; None if the
+    block is not there or not closed."""
+    try:
+        first = lines.index(start)
+        return lines.index(end, first + 1) - first - 1
+    except ValueError:
+        return None
+
+
+def read_table(md: Path) -> str:
+    """A table's Markdown, refused when it is not whole: ``write_table`` writes .csv, .md and .tex
+    together, so the .md must end with its newline, hold a table, and have as many rows as the
+    .tex beside it (a cut between lines leaves the line count short)."""
+    redo = "rerun the job that writes it (its .csv, .md and .tex are written together)"
+    try:
+        text = md.read_text()
+        tex = md.with_suffix(".tex").read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DDPNASError(f"table {md} is incomplete ({exc}); {redo}") from None
+    lines = text.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    tex_rows = _rows(tex, r"\midrule", r"\bottomrule")
+    whole = (
+        text.startswith("# ")
+        and text.endswith("\n")
+        and len(table) >= 2
+        and all(line.rstrip().endswith("|") for line in table)
+        and tex_rows == len(table) - 2
+    )
+    if not whole:
+        raise DDPNASError(f"table {md} is cut short or damaged; {redo}")
+    return text
+
+
 def _demote(markdown: str) -> str:
     """Table titles become level-3 headings inside the README's Results section."""
     return re.sub(r"^# ", "### ", markdown.strip(), count=1, flags=re.MULTILINE)
@@ -66,7 +101,7 @@ def _demote(markdown: str) -> str:
 def render(tables: str | Path, records: Sequence[dict[str, Any]], config: str) -> str:
     """The generated block, markers included."""
     parts = [START, "", provenance(records, config)]
-    parts += ["", *(_demote(f.read_text()) + "\n" for f in table_files(tables))]
+    parts += ["", *(_demote(read_table(f)) + "\n" for f in table_files(tables))]
     return "\n".join(parts).rstrip() + "\n" + END
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from ddpnas.errors import DDPNASError
-from ddpnas.io.files import atomic_write
+from ddpnas.io.files import atomic_paths, table_paths
 from ddpnas.nasbench.table import NB201Bench
 
 # Table column -> NAS-Bench-201 metric (200-epoch figures, as in the NAS-Bench-201 paper's table).
@@ -260,14 +260,14 @@ def provenance(runs: list[dict[str, Any]]) -> list[str]:
 def write_table(
     df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str] = ()
 ) -> None:
-    """Write ``stem``.csv (raw numbers), .md and .tex (formatted), each atomically."""
-    stem = Path(stem)
-    atomic_write(stem.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+    """Write ``stem``.csv (raw numbers), .md and .tex (formatted): all three or none."""
     footer = "".join(f"\n- {note}" for note in notes)
     markdown = f"# {title}\n\n{display.to_markdown(index=False)}\n{footer}\n"
-    atomic_write(stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
     latex = display.to_latex(index=False, caption=title, escape=True)
-    atomic_write(stem.with_suffix(".tex"), lambda tmp: tmp.write_text(latex))
+    with atomic_paths(table_paths(stem)) as (csv, md, tex):
+        df.to_csv(csv, index=False)
+        md.write_text(markdown)
+        tex.write_text(latex)
 
 
 PAPER_PROTOCOL = {"epochs": 600, "train_size": None, "test_size": None}

@@ -97,9 +97,11 @@ def search_sets(
     labels = torch.tensor(targets(dataset))
     train_idx, valid_idx = search_split(labels, held_out, seed=SPLIT_SEED)
     if train_size is not None:
-        train_idx = subset(train_idx, train_size, seed=SPLIT_SEED, labels=labels)
+        what = "imagenet.search.train.train_size (the search split's training images)"
+        train_idx = subset(train_idx, train_size, SPLIT_SEED, labels=labels, what=what)
     if valid_size is not None:
-        valid_idx = subset(valid_idx, valid_size, seed=SPLIT_SEED, labels=labels)
+        what = "imagenet.search.train.valid_size (the held-out images, imagenet.held_out)"
+        valid_idx = subset(valid_idx, valid_size, SPLIT_SEED, labels=labels, what=what)
     return (
         decode_to_imageset(dataset, train_idx, resolution),
         decode_to_imageset(dataset, valid_idx, resolution),

@@ -160,8 +160,8 @@ class Retrainer:
             )
         else:
             self.source = train_set
-        self.train_index = subset_indices(self.source.train_labels, cfg.train_size)
-        test_index = subset_indices(self.source.test_labels, cfg.test_size)
+        self.train_index = subset_indices(self.source.train_labels, cfg, "train_size")
+        test_index = subset_indices(self.source.test_labels, cfg, "test_size")
         self.n_train, self.n_test = len(self.train_index), len(test_index)
         self.test_index = test_index[rank::world]
 
@@ -402,9 +402,11 @@ def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _remove_stale_temps(paths: list[Path]) -> None:
-    """Delete temp files that a killed run left beside ``paths`` (see
-    ``ddpnas.io.files.atomic_path``)."""
+    """Delete temp files that a killed run of this job left beside ``paths``: only names that
+    ``ddpnas.io.files.temp_sibling`` makes (``.<name>.<32 hex digits>.tmp``), under the job's
+    lock, so nothing another process or the user made is touched."""
+    hex32 = "[0-9a-f]" * 32
     for path in paths:
         if path.parent.is_dir():
-            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            for stale in path.parent.glob(f".{path.name}.{hex32}.tmp"):
                 stale.unlink(missing_ok=True)

@@ -181,10 +181,13 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     return batch.masked_fill_(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
 
 
-def subset_indices(labels: torch.Tensor, size: int | None) -> torch.Tensor:
-    """All indices (None), or a class-stratified subset that is the same for every seed."""
-    every = torch.arange(len(labels))
-    return every if size is None else subset(every, size, SUBSET_SEED, labels=labels)
+def subset_indices(labels: torch.Tensor, cfg: RetrainConfig, key: str) -> torch.Tensor:
+    """All indices (``cfg.<key>`` None), or a class-stratified subset that is the same for every
+    seed; more than there are is an error naming ``retrain <key>``."""
+    every, size = torch.arange(len(labels)), getattr(cfg, key)
+    if size is None:
+        return every
+    return subset(every, size, SUBSET_SEED, labels=labels, what=f"retrain {key}")
 
 
 def param_groups(net: nn.Module, cfg: RetrainConfig) -> list[dict[str, Any]]:
