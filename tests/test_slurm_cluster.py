@@ -67,7 +67,7 @@ def _answers() -> bool:
     return bool(re.search(r"^(idle|mixed|allocated)", out.stdout, flags=re.M))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: checked before the session's local ci run
 def cluster() -> None:
     if not _answers():
         if os.environ.get("DDPNAS_SLURM") == "required":
