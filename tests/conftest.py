@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -33,3 +37,47 @@ def bench():
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Decoded CIFAR-10 cache shared by every test of the session (decoding happens once)."""
     return tmp_path_factory.mktemp("ddpnas-cache")
+
+
+def pipeline_env(cache_dir: Path) -> dict[str, str]:
+    """Subprocess environment: this interpreter's scripts first, the shared decode cache."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DDPNAS_CACHE": str(cache_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def ci_config(folder: Path, **cluster: str) -> Path:
+    """config/ci.yaml with an absolute data root (so it runs from any working directory) and the
+    given `cluster:` keys, as folder/ci.yaml: its run writes results/ci."""
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    config["data"]["root"] = str(require(SHARED_DATA))
+    if cluster:
+        config["cluster"] = cluster
+    path = folder / "ci.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+#: The partitions of .ci/slurm's test cluster (its default partition is a third one, "debug").
+CI_PARTITIONS = {"cpu_partition": "cpu", "gpu_partition": "gpu"}
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """The folder of one local pipeline run on the ci config (with the test cluster's partitions,
+    which a local run ignores), made once per session: the end-to-end checks read it and the
+    SLURM tests compare their runs with it."""
+    require(CIFAR_ZIP)
+    folder = tmp_path_factory.mktemp("ci-run")
+    config = ci_config(folder, **CI_PARTITIONS)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(folder),
+         "--configfile", str(config), "--cores", "2"],
+        env=pipeline_env(cache_dir), capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return folder

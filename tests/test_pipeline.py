@@ -203,28 +203,8 @@ def test_resumable_jobs_replace_a_checkpoint_of_another_config() -> None:
 
 
 @pytest.mark.slow
-def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
-    require(CIFAR_ZIP)
-    config = _ci_config(tmp_path)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(config),
-            "--cores",
-            "2",
-        ],
-        env=_env(cache_dir),
-        check=True,
-        capture_output=True,
-    )
-    results = tmp_path / "results" / "ci"  # each config writes under results/<its name>
+def test_pipeline_on_ci_config(ci_run: Path, cache_dir: Path, bench) -> None:
+    results = ci_run / "results" / "ci"  # each config writes under results/<its name>
     check_records_pinned(results / "search")
     table = pd.read_csv(results / "tables" / "nb201.csv")
     ours = table[table["source"].str.startswith("ours")].set_index("source")
@@ -291,8 +271,8 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
     assert set(ours["stage"]) == {"search", "retrain"} and (ours["unit"] == "CPU-hours").all()
     # Every table is whole (what `report readme` checks); no job left a lock or temp file.
     readme.render(results / "tables", [record], "config/ci.yaml")
-    assert not [p for p in tmp_path.rglob(".*") if p.suffix in (".lock", ".tmp")]
-    report = tmp_path / "report.html"
+    assert not [p for p in ci_run.rglob(".*") if p.suffix in (".lock", ".tmp")]
+    report = ci_run / "report.html"
     subprocess.run(
         [
             sys.executable,
@@ -301,9 +281,9 @@ def test_pipeline_on_ci_config(tmp_path: Path, cache_dir: Path, bench) -> None:
             "-s",
             str(SNAKEFILE),
             "--directory",
-            str(tmp_path),
+            str(ci_run),
             "--configfile",
-            str(config),
+            str(ci_run / "ci.yaml"),
             "--report",
             str(report),
         ],

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ddpnas.config.cluster import Cluster
 from ddpnas.config.data import Data
 from ddpnas.config.generation import Generation
 from ddpnas.config.imagenet import Imagenet
@@ -71,4 +72,8 @@ class Config(Options):
             "Name an entry after its space (nb201, mobile). An entry on the ImageNet search "
             "(experiment: imagenet) may list networks to retrain."
         ),
+    )
+    cluster: Cluster = block(
+        "What each rule's jobs ask a cluster scheduler for (time, memory, partition); only read "
+        "through an executor that submits jobs (workflow/profiles/slurm)."
     )

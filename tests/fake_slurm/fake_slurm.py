@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """A one-machine stand-in for SLURM's client commands, for testing the Snakemake SLURM plugin.
 
-Every command (sbatch, squeue, sacct, srun, scontrol, sinfo, scancel) is a symlink to this file and
-is chosen by the name it was called under. Jobs run at once, locally and detached, in the
-directory ``-D`` names; their state lives in ``$FAKE_SLURM_DIR`` and every sbatch command line is
-appended to ``$FAKE_SLURM_DIR/sbatch.log``. The answers follow SLURM's formats as far as the plugin
-reads them (``--parsable`` job ids, ``id|STATE`` lines, ``scontrol show config`` key = value).
-``FAKE_SLURM_ACCOUNTING=off`` makes sacct fail as it does where accounting storage is disabled.
+Every command (sbatch, squeue, sacct, sacctmgr, srun, scontrol, sinfo, scancel) is a symlink to
+this file and is chosen by the name it was called under. Jobs run at once, locally and detached,
+in the directory ``-D`` names; their state lives in ``$FAKE_SLURM_DIR`` and every sbatch command
+line is appended to ``$FAKE_SLURM_DIR/sbatch.log``. The answers follow SLURM's formats as far as
+the plugin reads them (``--parsable`` job ids, ``id|STATE`` lines, ``scontrol show config`` key =
+value).
+
+``FAKE_SLURM_ACCOUNTING=off`` makes sacct fail as it does where accounting storage is disabled;
+``FAKE_SLURM_MIN_JOB_AGE`` and ``FAKE_SLURM_ENFORCE`` set what ``scontrol show config`` says of
+MinJobAge and AccountingStorageEnforce, ``FAKE_SLURM_ACCOUNTS`` the accounts sacctmgr lists.
 """
 
 from __future__ import annotations
@@ -188,9 +192,10 @@ def scontrol(argv: list[str]) -> int:
         accounting = "none" if os.environ.get("FAKE_SLURM_ACCOUNTING") == "off" else "slurmdbd"
         print(
             "Configuration data as of 2026-01-01T00:00:00\n"
+            f"AccountingStorageEnforce = {os.environ.get('FAKE_SLURM_ENFORCE', 'none')}\n"
             f"AccountingStorageType   = accounting_storage/{accounting}\n"
             "MaxArraySize            = 1001\n"
-            "MinJobAge               = 300 sec\n"
+            f"MinJobAge               = {os.environ.get('FAKE_SLURM_MIN_JOB_AGE', '300')} sec\n"
         )
         return 0
     if argv[:2] == ["show", "hostnames"]:
@@ -199,6 +204,12 @@ def scontrol(argv: list[str]) -> int:
         return 0
     print(f"scontrol: error: unsupported by the fake: {shlex.join(argv)}", file=sys.stderr)
     return 1
+
+
+def sacctmgr(argv: list[str]) -> int:
+    """The user's accounts (-n -s list user USER format=account%256): $FAKE_SLURM_ACCOUNTS."""
+    print("\n".join(os.environ.get("FAKE_SLURM_ACCOUNTS", "").split()))
+    return 0
 
 
 def sinfo(argv: list[str]) -> int:
@@ -217,7 +228,9 @@ def scancel(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {f.__name__: f for f in (sbatch, sacct, squeue, srun, scontrol, sinfo, scancel)}
+COMMANDS = {
+    f.__name__: f for f in (sbatch, sacct, sacctmgr, squeue, srun, scontrol, sinfo, scancel)
+}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ rule bound:
         data=json.dumps(config["data"]),
         stem=table_stem,
         figures=lambda w, output: os.path.dirname(output.fig_t),
+    resources:
+        **cluster_resources("bound"),
     shell:
         "ddpnas report bound --out {params.stem} --figures {params.figures}"
         " --bound {params.bound:q} --data {params.data:q} > {log} 2>&1"

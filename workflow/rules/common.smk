@@ -156,6 +156,17 @@ def retrain_gpu_slots():
     return whole_gpus(config["retrain"]["gpus"]) * config["gpu_share"]
 
 
+def cluster_resources(rule_name, gpus=0):
+    """Time, memory and partition a rule's jobs ask a cluster for (config key cluster, the one
+    place they are set; a local run ignores them): the GPU partition when the job holds GPUs."""
+    block = config["cluster"]
+    resources = dict(block["resources"][rule_name])
+    partition = block.get("gpu_partition" if gpus else "cpu_partition")
+    if partition:
+        resources["slurm_partition"] = partition
+    return resources
+
+
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
     return config["threads"] if trains(wildcards) else 1

@@ -22,6 +22,8 @@ rule costs_table:
         "<results>/benchmarks/tables/costs.tsv"
     params:
         stem=table_stem,
+    resources:
+        **cluster_resources("costs_table"),
     shell:
         "ddpnas report costs --searches {input.searches}"
         " --search-benchmarks {input.search_benchmarks} --retrains {input.retrains}"

@@ -33,6 +33,8 @@ rule generation:
         args=generation_args,
         data=json.dumps(config["data"]),
         stem=lambda w: f"{RESULTS}/tables/generation_{w.name}",
+    resources:
+        **cluster_resources("generation"),
     shell:
         "ddpnas generate --record {input} {params.args} --data {params.data:q}"
         " --table {params.stem} --figure {output.figure} > {log} 2>&1"
@@ -56,6 +58,8 @@ rule generate_network:
     params:
         args=generated_net_args,
         data=json.dumps(config["data"]),
+    resources:
+        **cluster_resources("generate_network"),
     shell:
         "ddpnas generate --record {input} {params.args} --data {params.data:q}"
         " --out {output} > {log} 2>&1"

@@ -21,6 +21,8 @@ rule imagenet_standin:
         train=IMAGENET.get("standin", {}).get("train_per_class", 30),
         val=IMAGENET.get("standin", {}).get("val_per_class", 10),
         size=IMAGENET.get("standin", {}).get("size", 64),
+    resources:
+        **cluster_resources("imagenet_standin"),
     shell:
         "ddpnas imagenet standin --cifar-zip {input} --out {output} --train-per-class {params.train}"
         " --val-per-class {params.val} --size {params.size} > {log} 2>&1"
@@ -46,6 +48,7 @@ rule imagenet_search:
         device=config["device"],
     threads: config["threads"]
     resources:
+        **cluster_resources("imagenet_search", whole_gpus()),
         gpu=whole_gpus(),
     shell:
         "ddpnas imagenet search --block {params.block:q} {params.root} --seed {wildcards.seed}"
@@ -76,6 +79,7 @@ rule imagenet_retrain:
         device=config["device"],
     threads: config["threads"]
     resources:
+        **cluster_resources("imagenet_retrain", whole_gpus()),
         gpu=whole_gpus(),
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root} --arch {input.arch}"
@@ -105,6 +109,7 @@ rule imagenet_transfer:
         device=config["device"],
     threads: config["threads"]
     resources:
+        **cluster_resources("imagenet_transfer", whole_gpus()),
         gpu=whole_gpus(),
     shell:
         "ddpnas imagenet retrain --block {params.block:q} {params.root}"
@@ -128,6 +133,8 @@ rule imagenet_table:
         "<results>/benchmarks/tables/imagenet.tsv"
     params:
         stem=table_stem,
+    resources:
+        **cluster_resources("imagenet_table"),
     shell:
         "ddpnas imagenet table --searches {input.searches} --retrains {input.retrains}"
         " --out {params.stem} > {log} 2>&1"

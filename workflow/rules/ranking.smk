@@ -44,6 +44,7 @@ rule nb201_ranking:
         **{k: v for k, v in config["report"]["ranking"].items() if k != "experiments"},
     threads: config["threads"]
     resources:
+        **cluster_resources("nb201_ranking", whole_gpus()),
         gpu=whole_gpus(),
     shell:
         "ddpnas report ranking --runs {input.runs} --supernets {input.supernets}"

@@ -22,6 +22,8 @@ rule nb201_table:
     params:
         stem=table_stem,
         data=json.dumps(config["data"]),
+    resources:
+        **cluster_resources("nb201_table"),
     shell:
         "ddpnas report nb201-table --runs {input} --out {params.stem}"
         " --data {params.data:q} > {log} 2>&1"
@@ -50,6 +52,8 @@ rule searches_table:
     params:
         stem=table_stem,
         title=lambda w: f"Searched architectures, {w.space} space",
+    resources:
+        **cluster_resources("searches_table"),
     shell:
         "ddpnas report searches-table --runs {input} --title {params.title:q}"
         " --out {params.stem} > {log} 2>&1"
@@ -75,6 +79,8 @@ rule cifar10_table:
         "<results>/benchmarks/tables/cifar10.tsv"
     params:
         stem=table_stem,
+    resources:
+        **cluster_resources("cifar10_table"),
     shell:
         "ddpnas report cifar10-table --searches {input.searches} --retrains {input.retrains}"
         " --out {params.stem} > {log} 2>&1"
@@ -96,5 +102,7 @@ rule theta_figure:
         "<results>/logs/figures/theta_{exp}.log",
     benchmark:
         "<results>/benchmarks/figures/theta_{exp}.tsv"
+    resources:
+        **cluster_resources("theta_figure"),
     shell:
         "ddpnas report theta-plot --run {input} --out {output} > {log} 2>&1"

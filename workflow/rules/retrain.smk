@@ -14,6 +14,8 @@ rule genotype:
         "<results>/benchmarks/genotypes/{exp}/seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
+    resources:
+        **cluster_resources("genotype"),
     shell:
         "ddpnas genotype --record {input} --out {output} > {log} 2>&1"
 
@@ -40,6 +42,7 @@ rule retrain:
         out_dir=lambda w: f"{RESULTS}/retrain/{w.exp}/seed{w.seed}",
     threads: config["threads"]
     resources:
+        **cluster_resources("retrain", whole_gpus(config["retrain"]["gpus"])),
         **retrain_resources(),
         gpu_slots=retrain_gpu_slots(),
     shell:

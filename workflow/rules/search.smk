@@ -26,6 +26,7 @@ rule search:
         device=config["device"],
     threads: search_threads
     resources:
+        **cluster_resources("search", whole_gpus()),
         gpu=search_gpus,
         gpu_slots=uses_gpu,  # 1/gpu_share of a GPU; see gpu_share in the schema
     shell:
@@ -59,9 +60,7 @@ for _exp in tabular_experiments():
             out=lambda w, exp=_exp: f"{RESULTS}/search/{exp}/seed{{seed}}.json",
         threads: 1
         resources:
-            # declared here, not in a profile: these rules are named per experiment
-            runtime=30,
-            mem_mb=4000,
+            **cluster_resources("search_tabular"),
         shell:
             "ddpnas search --experiment {params.exp} --spec {params.spec:q}"
             " --data {params.data:q} --seeds {params.seeds} --threads {threads}"
