@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddpnas.config.search import TIMED
 from ddpnas.data.batching import device_generator, iterate_batches
 from ddpnas.data.cifar10 import ImageSet
 from ddpnas.engine.cuda_graph import CapturedStep
@@ -69,12 +70,15 @@ class TabularEvaluator:
     def train(
         self, what: Arch | TrainingPlan, epoch: int, generator: torch.Generator
     ) -> dict[str, float]:
-        """Nothing to train; charge the simulated training (and validation) time of the arch."""
+        """Nothing to train; charge the simulated training (and validation) time of the arch
+        (nothing when the reward's dataset has no training time in the table)."""
         if not isinstance(what, tuple):
             raise ConfigError(
                 "tabular mode has no supernet to train along a per-batch plan; run this "
                 "strategy with mode: weight_sharing"
             )
+        if self.metric != TIMED:  # the table times cifar10-valid only; budgets are queries
+            return {}
         record = self.bench.query(self.space.arch_to_str(what), hp="200")
         per_epoch = record["cifar10_valid_train_seconds"] / NB201_EPOCHS
         return {"sim_seconds": per_epoch * (self.charge_epochs + self.charge_valid_epochs)}
