@@ -190,16 +190,19 @@ def protocol(record: dict[str, Any]) -> str:
     noise = f" + {tab['noise_std']:g} pp noise" if tab.get("noise_std") else ""
     reward = f"{tab.get('hp', '200')}-epoch valid acc (mean over trials){noise}"
     if tab.get("metric", "cifar10_valid_valid_acc") != "cifar10_valid_valid_acc":
-        return f"{reward}; no training time in the table: {args.get('max_epochs')} queries"
-    valid = tab.get("charge_valid_epochs") or 0
-    charge = f"{tab.get('charge_epochs', 1)}{f' + {valid:g}' if valid else ''} epochs of train time"
+        charge = "no training time in the table, none charged"
+    else:
+        epochs, valid = tab.get("charge_epochs", 1), tab.get("charge_valid_epochs") or 0
+        plus = f" + {valid:g}" if valid else ""
+        unit = "epoch" if epochs + valid == 1 else "epochs"
+        charge = f"each query charged {epochs}{plus} {unit} of train time"
     if args.get("budget_seconds") is not None:
         stop = f"budget {args['budget_seconds']:,.0f} s"
     elif args.get("max_epochs") is not None:
-        stop = f"{args['max_epochs']} queries"
+        stop = f"budget {args['max_epochs']} queries"
     else:
-        stop = "no budget"
-    return f"{reward}; each query charged {charge}; {stop}"
+        stop = "no budget: the method's own schedule"
+    return f"{reward}; {charge}; {stop}"
 
 
 def _decision(group: list[dict[str, Any]], key: str) -> tuple[float, float]:
