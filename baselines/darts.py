@@ -40,7 +40,14 @@ from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.spaces.darts.genotype import Genotype
 from ddpnas.spaces.darts.ops import CELL_EDGES, EDGES, NODE_INPUTS, OPS
 from ddpnas.spaces.darts.space import DartsSpace
-from ddpnas.strategies.base import Batch, EpochPlan, StepContext, Strategy, SupernetPath
+from ddpnas.strategies.base import (
+    Batch,
+    Decision,
+    EpochPlan,
+    StepContext,
+    Strategy,
+    SupernetPath,
+)
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ALPHA_INIT_SCALE = 1e-3  # DARTS initialises alpha as 1e-3 * N(0, 1)
@@ -295,6 +302,10 @@ class DARTS(Strategy):
     def preferences(self) -> tuple[np.ndarray, np.ndarray]:
         theta = self.theta()
         return theta, np.ones_like(theta, dtype=bool)
+
+    def decision(self) -> Decision:
+        theta = self.theta()
+        return Decision(theta, np.ones_like(theta, dtype=bool), "softmax(alpha)")
 
     def planned_epochs(self) -> int:
         return self.epochs

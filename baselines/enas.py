@@ -14,10 +14,17 @@ What we take from them, with our default:
   entropy (no gradient through it, as ``self.reward += self.entropy_weight * self.sample_entropy``);
 * baseline: starts at 0 and moves by ``(1 - baseline_decay) * (reward - baseline)`` before the
   advantage is taken, decay 0.99 (``controller_bl_dec``);
-* logits divided by ``temperature`` 5.0 and squashed to ``tanh_constant`` 2.5 * tanh(.), the
-  paper's values (its Penn Treebank controller); the official micro script instead bounds the op
-  logits by 1.10 / 2.5 = 0.44 with no temperature, which caps an op's probability near 0.38 for
-  five ops: set ``tanh_constant: 0.44, temperature: null`` to run that.
+* logits divided by ``temperature`` 5.0 and squashed to ``tanh_constant`` 2.5 * tanh(.): the
+  paper's values (its Penn Treebank controller) and NAS-Bench-201's ENAS controller (xautodl
+  ``search_model_enas_utils.py``, after TDeVries/enas_pytorch), so the NAS-Bench-201 rows match
+  it. The micro search (``micro_controller.py``, ``cifar10_micro_search.sh``) is a different
+  controller: per node it picks two inputs by attention (logits 1.10 * tanh, no temperature) and
+  two ops among five without 'none' (op logits with learned biases initialised 10 on the two
+  separable convolutions, 0.44 * tanh, plus fixed biases +-0.25 in the normal cell). Our controller
+  picks one op per edge, 'none' included, in every space, so the DARTS-space rows are not the
+  micro search: their labels say so. ``tanh_constant: 0.44, temperature: null`` gives the micro
+  search's op squashing on our per-edge controller (an op's probability then stays below 0.26
+  with eight ops, near uniform, which is why the DARTS-space rows keep NAS-Bench-201's values).
 
 One engine epoch trains the supernet along a fresh controller sample per batch, then validates the
 ``controller_steps * aggregate`` samples and takes the steps. All samples of an epoch are drawn
@@ -40,7 +47,7 @@ from baselines.random_search import best_of, derived_seed
 from ddpnas.config.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, StepContext, Strategy, SupernetPath
+from ddpnas.strategies.base import Decision, EpochPlan, StepContext, Strategy, SupernetPath
 
 # Samples (and their seed) behind the logged marginal op probabilities, fixed so the log is a
 # deterministic function of the controller's weights.
@@ -287,6 +294,11 @@ class ENAS(Strategy):
         per_reward = self.eval_images or n_valid
         per_epoch = self.controller_steps * self.aggregate * per_reward
         return self.epochs, self.epochs * per_epoch + self.final_samples * per_reward
+
+    def decision(self) -> Decision:
+        probs = self.controller.marginals()
+        of = f"the controller's marginal op probabilities ({SNAPSHOT_SAMPLES} sampled prefixes)"
+        return Decision(probs, np.ones_like(probs, dtype=bool), of)
 
     def snapshot(self) -> dict[str, Any]:
         return {

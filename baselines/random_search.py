@@ -10,8 +10,17 @@ search gets 12,000 simulated seconds. The API rewards one random training trial
 
 ``RSPS`` (Li & Talwalkar, 2019; NAS-Bench-201's RANDOM-NAS) trains the shared weights along a
 uniform random path per batch, then ranks uniform random architectures by their accuracy with the
-shared weights: RANDOM-NAS trains 250 epochs and scores each of 100 candidates on one validation
-batch (``eval_images``: 64, its batch size); ``eval_images: null`` scores on the whole split.
+shared weights. Paths and candidates take the space's final form: one op per edge on NAS-Bench-201,
+a genotype (two distinct inputs per node, non-'none' ops) in the DARTS space. Two published
+protocols, both configurable:
+
+* xautodl's RANDOM-NAS (NAS-Bench-201's row): 250 epochs, then 100 candidates, each scored on one
+  validation batch of 512 (``test_batch_size`` of ``RANDOM.config`` since 2019-12-29; 64 before);
+* Li & Talwalkar (``randomNAS_release``, ``random_weight_share.py``): 1,000 candidates each scored
+  on 10 minibatches of 64, the best 10 rescored on the whole validation split (``rescore_top``),
+  repeated ``max(1, B / 10000)`` rounds (B = training minibatches; we run one round). Their ops are
+  uniform over all 8 DARTS ops, 'none' included; ours over the 7 others (a genotype holds no
+  'none'), and the derived genotype is exactly the scored architecture.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from ddpnas.config.options import Number, Options
+from ddpnas.config.options import Number, Options, Unset, absent
 from ddpnas.errors import DDPNASError
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
@@ -181,6 +190,10 @@ class BudgetedSearch(Strategy):
     def planned_epochs(self) -> int | None:
         return self.max_epochs
 
+    def unused_epochs(self) -> int:
+        """The query that would have crossed the budget was looked up, but not counted."""
+        return int(self.budget.exhausted)
+
 
 @register_strategy
 class RandomSearch(BudgetedSearch):
@@ -218,31 +231,43 @@ class RandomSearch(BudgetedSearch):
 
 
 class UniformPath:
-    """Training plan of single-path training with a fresh uniform random path per batch."""
+    """Training plan of single-path training with a fresh uniform random path per batch, in the
+    space's final form (:meth:`~ddpnas.spaces.base.SearchSpace.sample_final_form`)."""
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space = space
         self.rng = np.random.Generator(np.random.PCG64(seed))
 
     def path(self) -> SupernetPath:
-        return uniform_arch(self.space, self.rng)
+        return self.space.sample_final_form(self.rng)
 
     def before_weight_step(self, ctx: StepContext) -> None:
         """No architecture step."""
 
 
 class RSPSOptions(Options):
-    """RSPS's schedule (NAS-Bench-201's RANDOM-NAS)."""
+    """RSPS's schedule: NAS-Bench-201's RANDOM-NAS, or Li & Talwalkar's with ``rescore_top``."""
 
     epochs: int = Field(50, ge=1, description="Epochs of uniform single-path training.")
-    final_samples: int = Field(100, ge=1, description="Random candidates ranked at the end.")
+    final_samples: int = Field(
+        100,
+        ge=1,
+        description="Random candidates scored at the end (RANDOM-NAS: 100; Li & Talwalkar: 1000).",
+    )
     eval_images: int | None = Field(
         None,
         ge=1,
         description=(
-            "Validation images behind each candidate's score (NAS-Bench-201's RANDOM-NAS: one "
-            "batch of 64); null = the whole validation split."
+            "Validation images behind each candidate's score (xautodl's RANDOM-NAS config: one "
+            "batch of 512, 64 before 2019-12-29; Li & Talwalkar: 10 batches of 64 = 640); "
+            "null = the whole validation split."
         ),
+    )
+    rescore_top: int | Unset = absent(
+        "Rescore the best this many candidates on the whole validation split and answer with the "
+        "best of those (Li & Talwalkar: 10). Absent: answer with the best score (no default is "
+        "filled in, so records of configs without the key are unchanged).",
+        ge=1,
     )
 
 
@@ -250,10 +275,13 @@ class RSPSOptions(Options):
 class RSPS(Strategy):
     """Random search with parameter sharing: uniform single-path training, then best of N.
 
-    ``epochs`` training epochs validate nothing (the shared weights are the only state, so a
-    per-epoch score would only cost time); one final epoch trains nothing and validates
-    ``final_samples`` uniform random architectures (duplicates validated once), each on its own
-    random ``eval_images`` validation images (None: the whole split); the result is the best.
+    Paths and candidates are uniform random architectures of the space's final form (NAS-Bench-201:
+    one op per edge; DARTS space: a genotype, two inputs per node). ``epochs`` training epochs
+    validate nothing (the shared weights are the only state, so a per-epoch score would only cost
+    time); one epoch trains nothing and scores ``final_samples`` candidates (duplicates once),
+    each on its own random ``eval_images`` validation images (None: the whole split); with
+    ``rescore_top``, one more epoch rescores the best ones on the whole split. The answer is the
+    best of the last scoring.
     """
 
     name = "rsps"
@@ -266,7 +294,9 @@ class RSPS(Strategy):
         self.epochs = self.options.epochs
         self.final_samples = self.options.final_samples
         self.eval_images = self.options.eval_images
+        self.rescore_top = self.options.rescore_top
         self._epoch = 0
+        self._top: list[Arch] = []
         self._result: Arch | None = None
 
     def propose(self, rng: np.random.Generator) -> EpochPlan:
@@ -274,7 +304,9 @@ class RSPS(Strategy):
             raise RuntimeError("search is finished; nothing left to sample")
         if self._epoch < self.epochs:
             return EpochPlan(train=UniformPath(self.space, derived_seed(rng)))
-        archs = [uniform_arch(self.space, rng) for _ in range(self.final_samples)]
+        if self._top:
+            return EpochPlan(train=None, evaluate=list(self._top))
+        archs = [self.space.sample_final_form(rng) for _ in range(self.final_samples)]
         return EpochPlan(
             train=None, evaluate=list(dict.fromkeys(archs)), eval_images=self.eval_images
         )
@@ -282,10 +314,16 @@ class RSPS(Strategy):
     def observe(
         self, plan: EpochPlan, train_metrics: dict[str, float], results: list[dict[str, float]]
     ) -> None:
-        """Keep the best of the final epoch's candidates."""
+        """Keep the best scored candidate, or the best ones to rescore."""
         self._epoch += 1
-        if plan.train is None:
+        if plan.train is not None:
+            return
+        if self.rescore_top is None or self._top:
             self._result = best_of(plan.evaluate, results)
+            return
+        # Stable sort: equal scores keep the random order they were drawn in (see best_of).
+        order = sorted(range(len(results)), key=lambda i: -results[i]["valid_acc"])
+        self._top = [plan.evaluate[i] for i in order[: self.rescore_top]]
 
     def done(self) -> bool:
         return self._result is not None
@@ -296,19 +334,23 @@ class RSPS(Strategy):
         return self._result
 
     def planned_epochs(self) -> int:
-        return self.epochs + 1
+        return self.epochs + 1 + (self.rescore_top is not None)
 
     def search_images(self, n_valid: int) -> tuple[int, int]:
-        """Training validates nothing; the final epoch scores each candidate."""
-        return self.epochs, self.final_samples * (self.eval_images or n_valid)
+        """Training validates nothing; the scoring epoch scores each candidate, the rescoring
+        epoch its best ones on the whole split."""
+        scored = self.final_samples * min(self.eval_images or n_valid, n_valid)
+        return self.epochs, scored + (self.rescore_top or 0) * n_valid
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self._epoch,
+            "top": [list(a) for a in self._top],
             "result": None if self._result is None else list(self._result),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._epoch = int(state["epoch"])
+        self._top = [tuple(int(k) for k in a) for a in state.get("top", [])]
         result = state["result"]
         self._result = None if result is None else tuple(int(k) for k in result)

@@ -30,7 +30,7 @@ from baselines.random_search import BudgetedSearch, BudgetOptions, derived_seed
 from ddpnas.config.options import Number
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan
+from ddpnas.strategies.base import Decision, EpochPlan
 
 
 class EMABaseline:
@@ -119,6 +119,10 @@ class Reinforce(BudgetedSearch):
         self.optimizer.zero_grad(set_to_none=True)
         (-log_prob * advantage).backward()
         self.optimizer.step()
+
+    def decision(self) -> Decision:
+        probs = self.probabilities()
+        return Decision(probs, np.ones_like(probs, dtype=bool), "softmax(logits) of the policy")
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ from ddpnas.analysis.montecarlo import (
     NB201Table,
     QueryBudget,
     Setting,
+    _failures,
     clipped_gaussian_mean,
     exceeds,
     run_replicas,
@@ -276,3 +277,13 @@ def test_cli_writes_tables_and_figures_and_rejects_bad_input(tmp_path: Path, cap
     )
     assert "not a tabular baseline" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_an_op_tied_for_best_is_a_success_not_a_failure() -> None:
+    """Failures are judged by value: ending on the second of two ops tied for best (argmax would
+    name the first) is a success; ending below the best is a failure."""
+    means = np.array([[[0.3, 0.7, 0.7, 0.1], [0.5, 0.2, 0.5, 0.5]]])  # 1 replicate, 2 edges
+    assert not _failures(np.array([[2, 3]]), means).any()
+    assert not _failures(np.array([[1, 0]]), means).any()
+    assert _failures(np.array([[0, 2]]), means).all()
+    assert _failures(np.array([[2, 1]]), means).all()

@@ -12,6 +12,7 @@ from toys import SyntheticEvaluator, ToySpace, separated_means
 from ddpnas.engine.loop import run_search
 from ddpnas.errors import DDPNASError
 from ddpnas.strategies import DDPNAS
+from ddpnas.strategies.base import rank_strength
 from ddpnas.strategies.distribution import JointCategorical
 
 
@@ -285,3 +286,39 @@ def test_darts_genotype_even_when_none_survives_everywhere() -> None:
         space.derived(strategy.result(), *strategy.preferences())["genotype"]
     )
     assert [op for op, _ in genotype.normal + genotype.reduce] == ["sep_conv_3x3"] * 16
+
+
+def test_preferences_after_survival_rank_by_theta_at_prune_then_accuracy() -> None:
+    """Across edges, ops pruned at the same step are ordered by theta just before that prune
+    (how decisively they lost), and only then by their mean credited accuracy: here the two keys
+    disagree on every pair, so swapping them reverses every comparison."""
+    strategy = DDPNAS(ToySpace(2, 3), pruning_step=1)
+    dist = strategy.dist
+    dist.mask[:] = [[False, False, True], [False, False, True]]
+    dist.pruned_at[:] = [[1, 2, 0], [2, 1, 0]]
+    dist.theta_at_prune[:] = [[0.30, 0.45, 0.55], [0.40, 0.20, 0.60]]
+    accuracy = np.array([[0.5, 0.6, 0.7], [0.8, 0.9, 0.65]])
+    dist._rounds = [(accuracy, np.ones((2, 3), dtype=np.int64))]
+    theta, _ = strategy.preferences()
+    assert theta[:, 2].min() > theta[:, :2].max()  # survivors first
+    assert min(theta[0, 1], theta[1, 0]) > max(theta[0, 0], theta[1, 1])  # then later prunes
+    assert theta[0, 0] > theta[1, 1]  # pruned first on both edges: theta 0.30 > 0.20
+    assert theta[0, 1] > theta[1, 0]  # pruned second: 0.45 > 0.40
+    assert theta[1, 2] > theta[0, 2]  # survivors: 0.60 > 0.55
+
+
+def test_ties_left_after_every_key_follow_the_seeded_order_not_the_index() -> None:
+    """All-tied keys: the order comes from the run seed's stream, so it is a permutation that is
+    neither the index order nor its reverse, and the same for the same seed."""
+    keys = [np.zeros((4, 5)), np.full((4, 5), np.nan)]
+    first = rank_strength(keys, np.random.default_rng(3)).ravel()
+    again = rank_strength(keys, np.random.default_rng(3)).ravel()
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(np.sort(first), np.arange(1, 21) / 20)
+    assert (np.diff(first) > 0).any() and (np.diff(first) < 0).any()
+    other = rank_strength(keys, np.random.default_rng(4)).ravel()
+    assert not np.array_equal(first, other)
+    strategy = DDPNAS(ToySpace(3, 4))  # nothing pruned or credited: every key tied
+    strategy.evidence.reset(5)
+    theta, _ = strategy.preferences()
+    assert (np.diff(theta.ravel()) > 0).any() and (np.diff(theta.ravel()) < 0).any()

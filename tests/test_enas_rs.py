@@ -81,7 +81,7 @@ def strip(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_registered() -> None:
-    assert {"ddpnas", "darts", "enas", "reinforce", "rs", "rsps"} == set(strategies())
+    assert {"ddpnas", "darts", "enas", "rea", "reinforce", "rs", "rsps"} == set(strategies())
     assert get_strategy("enas") is ENAS and get_strategy("reinforce") is Reinforce
     assert RandomSearch.modes == ("tabular",) and RSPS.modes == ("weight_sharing",)
     assert Reinforce.modes == ("tabular",) and ENAS.modes == ("weight_sharing",)

@@ -335,3 +335,16 @@ def test_pipeline_generation_rule_on_the_default_config(tmp_path: Path) -> None:
         "gap to the true front"
         in (tmp_path / "results/config/logs/generation/nb201.log").read_text()
     )
+
+
+def test_every_budget_binds_even_when_only_the_least_likely_arch_fits() -> None:
+    """The second budget must be a constraint of the MILP itself: were only the first one
+    enforced, the over-budget re-solve loop would have to cut 255 of the 256 architectures
+    before reaching the only feasible one (all op 1, the least likely under theta)."""
+    theta = np.tile([0.9, 0.1], (8, 1))
+    costs = {
+        "macs": (0.0, np.tile([2.0, 1.0], (8, 1))),
+        "params": (0.0, np.tile([1.0, 0.0], (8, 1))),  # only op 1 has no parameters
+    }
+    got = generate(theta, costs, {"macs": 1e9, "params": 0.0})
+    assert got.arch == (1,) * 8 and got.costs["params"] == 0.0

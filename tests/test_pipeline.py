@@ -215,10 +215,19 @@ def test_pipeline_on_ci_config(ci_run: Path, cache_dir: Path, bench) -> None:
             "nb201-ddpnas-ws",
             "nb201-rs-tabular",
             "nb201-reinforce-tabular",
+            "nb201-rea-tabular",
+            "nb201-rs-c100",
             "nb201-rsps-ws",
             "nb201-darts1-ws",
         )
     }
+    # budgets count only used queries; the CIFAR-100 search spends a query budget, no time
+    assert ours.loc["ours: nb201-rea-tabular", "simulated_max_seconds"] <= 12000
+    c100 = ours.loc["ours: nb201-rs-c100"]
+    assert c100["search_data"] == "CIFAR-100" and c100["search_epochs"] == 105
+    assert c100["simulated_seconds"] == 0
+    assert list(ours["search_data"]).index("CIFAR-100") == len(ours) - 1  # grouped last
+    assert 0 < ours.loc["ours: nb201-reinforce-tabular", "decision_entropy"] <= 1
     tabular = ours.loc["ours: nb201-ddpnas-tabular"]
     assert tabular["runs"] == 3 and tabular["search_epochs"] == 42
     records = [

@@ -38,6 +38,18 @@ def test_correlation_is_undefined_for_a_constant_supernet_not_zero() -> None:
     assert tau.low <= tau.value <= tau.high < 1.0
 
 
+def test_bootstrap_resamples_with_replacement() -> None:
+    """Resampling the pairs without replacement only permutes them, which leaves tau unchanged:
+    the interval would collapse to the point estimate. With replacement it has the width of
+    tau's sampling error (about 2 x 1.96 x 0.08 here)."""
+    x = np.arange(30.0)
+    y = x + np.random.default_rng(0).normal(0, 5, 30)
+    for kind in ("kendall", "spearman"):
+        agreement = ranking._correlation(x, y, kind, 300, 0)
+        assert agreement.low < agreement.value < agreement.high
+        assert agreement.high - agreement.low > 0.1, agreement
+
+
 def test_sample_is_stratified_fixed_by_its_seed(bench) -> None:
     default = load_config(REPO / "config" / "config.yaml")["report"]["ranking"]
     n = default["cells"]

@@ -55,6 +55,19 @@ def test_policy_gradient_raises_the_rewarded_op() -> None:
     assert strategy.snapshot()["theta"][0] == pytest.approx(probs[0].tolist(), abs=1e-6)
 
 
+def test_the_first_query_moves_nothing_its_advantage_is_zero() -> None:
+    """The baseline takes the reward before the advantage (NAS-Bench-201's order): on a fresh
+    policy the first advantage is reward - reward = 0, so one query leaves it uniform. Taking the
+    advantage before the update would step on the whole reward (e.g. 90 points)."""
+    strategy = Reinforce(ToySpace(3, 4), budget_seconds=None, max_epochs=5, lr=0.5)
+    plan = strategy.propose(np.random.default_rng(0))
+    strategy.observe(plan, {}, [{"valid_acc": 0.9}])
+    np.testing.assert_allclose(strategy.probabilities(), 0.25, atol=1e-7)
+    plan = strategy.propose(np.random.default_rng(1))
+    strategy.observe(plan, {}, [{"valid_acc": 0.5}])  # below the baseline: now it moves
+    assert np.abs(strategy.probabilities() - 0.25).max() > 1e-3
+
+
 def test_shipped_config_is_the_published_protocol() -> None:
     spec = shipped_spec()
     assert spec["strategy"] == "reinforce" and spec["mode"] == "tabular"

@@ -283,7 +283,7 @@ def _run_sweep(
     notes = _sweep_notes(args, source, budgets, network, cells)
     write_table(
         df,
-        sweep_display(df, resource, scale, unit),
+        sweep_display(df, resource, scale, unit, *_cost_labels(args, space, network)),
         stem,
         f"Generation under a {resource} budget ({name})",
         notes,
@@ -316,6 +316,20 @@ def _outputs(args: argparse.Namespace) -> list[Output]:
         space = record.get("space") if isinstance(record, dict) else None
     stem, figure = _sweep_paths(args, space)
     return [*table_outputs(stem, "--table"), Output("--figure", figure)]
+
+
+def _cost_labels(
+    args: argparse.Namespace, space: SearchSpace | None, network: dict
+) -> tuple[str, str]:
+    """(the network the costs count, where latencies come from when that is another network):
+    a published phone table holds its own network's latencies, not the costed one's."""
+    counted = ", ".join(f"{k}={v}" for k, v in network.items()) or "the space's default network"
+    latency_of = ""
+    if args.latency and args.latency != "device":
+        table_net = space.latency_table_network if space else ""
+        table_net = f" ({table_net})" if table_net else ""
+        latency_of = f"phone ms of the phone table's network{table_net}, not the costed one"
+    return counted, latency_of
 
 
 def _sweep_notes(

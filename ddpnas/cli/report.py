@@ -16,7 +16,16 @@ from ddpnas.io.locks import Output
 
 def _cmd_nb201_table(args: argparse.Namespace) -> None:
     from ddpnas.nasbench.files import load_bench
-    from ddpnas.report.tables import load_runs, nb201_display, nb201_rows, provenance, write_table
+    from ddpnas.report.tables import (
+        DECISION_NOTE,
+        DISCONNECTED_NOTE,
+        QUERIES_NOTE,
+        load_runs,
+        nb201_display,
+        nb201_rows,
+        provenance,
+        write_table,
+    )
 
     runs = load_runs(args.runs)
     bench = load_bench(args.bench, data=json_object(args.data, "--data"))
@@ -28,10 +37,24 @@ def _cmd_nb201_table(args: argparse.Namespace) -> None:
         args.out,
         f"NAS-Bench-201: searched cells (200-epoch figures, mean ± std and SE over seeds; ours and "
         f"the optimum from {release}, published rows from NAS-Bench-201 v1.0; one release per row)",
-        notes=[*provenance(runs), UNCHECKED_NOTE],
+        notes=[
+            *provenance(runs),
+            UNCHECKED_NOTE,
+            SEARCH_DATA_NOTE,
+            QUERIES_NOTE,
+            DECISION_NOTE,
+            DISCONNECTED_NOTE,
+        ],
     )
 
 
+SEARCH_DATA_NOTE = (
+    "Our rows are grouped by the dataset whose validation accuracy steered the search "
+    "(Searched on; weight-sharing searches train and validate on CIFAR-10's cifar10-valid split); "
+    "every found cell is then looked up on all three datasets. The table holds simulated "
+    "training times for cifar10-valid only, so a search on CIFAR-100 or ImageNet16-120 is "
+    "budgeted in queries: its CIFAR-10 run's mean number of used queries (Protocol column)."
+)
 UNCHECKED_NOTE = (
     "[unchecked] marks published figures not yet read in their source: treat them as "
     "approximate. Our rows look the searched cell up with the 200-epoch figures."
@@ -40,16 +63,17 @@ UNCHECKED_NOTE = (
 
 def _cmd_searches_table(args: argparse.Namespace) -> None:
     from ddpnas.report.search_table import search_display, search_rows
-    from ddpnas.report.tables import load_runs, provenance, write_table
+    from ddpnas.report.tables import DECISION_NOTE, load_runs, provenance, write_table
 
     runs = load_runs(args.runs)
     df = search_rows(runs)
     title = f"{args.title} (the search's own validation accuracy; mean ± std and SE over seeds)"
-    write_table(df, search_display(df), args.out, title, notes=provenance(runs))
+    write_table(df, search_display(df), args.out, title, notes=[*provenance(runs), DECISION_NOTE])
 
 
 def _cmd_cifar10_table(args: argparse.Namespace) -> None:
     from ddpnas.report.tables import (
+        DECISION_NOTE,
         RETRAIN_KEYS,
         cifar10_display,
         cifar10_rows,
@@ -74,7 +98,7 @@ def _cmd_cifar10_table(args: argparse.Namespace) -> None:
         cifar10_display(df),
         args.out,
         "CIFAR-10 (DARTS cell space): test error of retrained cells",
-        notes=notes,
+        notes=[*notes, DECISION_NOTE],
     )
 
 

@@ -40,6 +40,10 @@ def _enum_of(registered: Any) -> Any:
     return extra
 
 
+#: The one reward whose dataset has simulated training times in the NAS-Bench-201 table.
+TIMED = "cifar10_valid_valid_acc"
+
+
 class Tabular(Options):
     """How a tabular search reads the NAS-Bench-201 table."""
 
@@ -48,7 +52,16 @@ class Tabular(Options):
         ge=0,
         description="Gaussian noise (accuracy points) added to each lookup, mimicking seed noise.",
     )
-    metric: Literal["cifar10_valid_valid_acc"] = "cifar10_valid_valid_acc"
+    metric: Literal["cifar10_valid_valid_acc", "cifar100_valid_acc", "imagenet16_120_valid_acc"] = (
+        Field(
+            "cifar10_valid_valid_acc",
+            description=(
+                "The reward: validation accuracy on the search dataset (cifar10-valid, CIFAR-100 "
+                "or ImageNet16-120). The table has training times for cifar10-valid only: a "
+                "search on another dataset charges none, so it stops at max_epochs queries."
+            ),
+        )
+    )
     hp: Literal["200", "12"] = Field(
         "200",
         description='Training schedule whose validation accuracy is the reward ("12" for RS).',
@@ -186,6 +199,13 @@ class Search(Options):
                 raise ValueError(
                     f"{kind} {cls.name} runs in mode(s) {', '.join(cls.modes)}, not {self.mode}"
                 )
+        budget = getattr(self.strategy_args, "budget_seconds", None)
+        if self.mode == "tabular" and budget is not None and self.tabular.metric != TIMED:
+            raise ValueError(
+                f"the NAS-Bench-201 table has simulated training times for {TIMED} only, so a "
+                f"search rewarded by {self.tabular.metric} cannot spend budget_seconds; set "
+                "strategy_args.budget_seconds: null and max_epochs (a number of queries)"
+            )
         if strategy.mixed_ops and not space.mixed_ops:
             others = [
                 name

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ddpnas.config.search import TIMED
 from ddpnas.data.batching import device_generator, iterate_batches
 from ddpnas.data.cifar10 import ImageSet
 from ddpnas.engine.cuda_graph import CapturedStep
@@ -28,7 +29,8 @@ NB201_EPOCHS = 200
 
 
 class TabularEvaluator:
-    """Reward = the table's validation accuracy of ``metric`` at schedule ``hp`` (+ noise).
+    """Reward = the table's validation accuracy of ``metric`` at schedule ``hp`` (+ noise):
+    cifar10-valid's, CIFAR-100's or ImageNet16-120's (a search on each dataset, as NATS-Bench).
 
     Each training epoch charges ``charge_epochs`` epochs of the architecture's simulated training
     time (the table's 200-epoch ``cifar10_valid_train_seconds`` / 200 per epoch, equal to the
@@ -38,7 +40,8 @@ class TabularEvaluator:
     ``train-all-time + valid-per-time``; the compact table has no validation time, so we charge a
     fixed fraction of a training epoch: on the official records of the fixture (indices 0, 11,
     284) ``valid-per-time / train-per-time`` is 0.353, 0.333 and 0.490, mean 0.392, so on those
-    records a query's cost is within 1 % of the official one.
+    records a query's cost is within 1 % of the official one. The table times cifar10-valid
+    only: a search rewarded by another dataset is charged nothing (its budget is in queries).
     """
 
     def __init__(
@@ -69,12 +72,15 @@ class TabularEvaluator:
     def train(
         self, what: Arch | TrainingPlan, epoch: int, generator: torch.Generator
     ) -> dict[str, float]:
-        """Nothing to train; charge the simulated training (and validation) time of the arch."""
+        """Nothing to train; charge the simulated training (and validation) time of the arch
+        (nothing when the reward's dataset has no training time in the table)."""
         if not isinstance(what, tuple):
             raise ConfigError(
                 "tabular mode has no supernet to train along a per-batch plan; run this "
                 "strategy with mode: weight_sharing"
             )
+        if self.metric != TIMED:  # the table times cifar10-valid only; budgets are queries
+            return {}
         record = self.bench.query(self.space.arch_to_str(what), hp="200")
         per_epoch = record["cifar10_valid_train_seconds"] / NB201_EPOCHS
         return {"sim_seconds": per_epoch * (self.charge_epochs + self.charge_valid_epochs)}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ddpnas.config.load import validate_search
@@ -29,7 +30,7 @@ from ddpnas.runtime import (
 from ddpnas.spaces import get_space
 from ddpnas.spaces.base import SearchSpace
 from ddpnas.strategies import get_strategy
-from ddpnas.strategies.base import Strategy
+from ddpnas.strategies.base import Strategy, decisiveness
 
 # The train/valid split and the small-run subsets are fixed across run seeds and methods, so every
 # strategy sees the same images.
@@ -203,6 +204,19 @@ def _evaluator(
     )
 
 
+def decision_record(strategy: Strategy) -> dict[str, Any] | None:
+    """How decided the final distribution or policy was (None for methods without one)."""
+    decision = strategy.decision()
+    if decision is None:
+        return None
+    ops = sorted({int(n) for n in np.asarray(decision.support).sum(axis=1)})
+    return {
+        "of": decision.of,
+        "ops": ops[0] if len(ops) == 1 else ops,
+        **decisiveness(decision.probs, decision.support),
+    }
+
+
 def _record(
     name: str,
     spec: dict[str, Any],
@@ -226,6 +240,9 @@ def _record(
         "epochs": outcome.epochs,
         "search_seconds": outcome.wall_seconds,
         "simulated_seconds": outcome.simulated_seconds,
+        "used_epochs": outcome.used_epochs,
+        "used_simulated_seconds": outcome.used_simulated_seconds,
+        "decision": decision_record(strategy),
         "resumed_from_epoch": outcome.resumed_from,
         "environment": environment(device),
         "cost": run_cost(device),

@@ -58,6 +58,9 @@ class SearchOutcome:
     wall_seconds: float
     simulated_seconds: float
     resumed_from: int = 0
+    #: Epochs (and their simulated time) the answer drew on: all but a query past the budget.
+    used_epochs: int | None = None
+    used_simulated_seconds: float | None = None
 
     @property
     def epochs(self) -> int:
@@ -232,4 +235,13 @@ def run_search(
                 _log_epoch(strategy, entry, best, planned)
             bar.update()
     simulated = sum(h.get("sim_seconds", 0.0) for h in run.history)
-    return SearchOutcome(strategy.result(), run.history, run.wall, simulated, run.resumed_from)
+    used = run.history[: len(run.history) - strategy.unused_epochs()]
+    return SearchOutcome(
+        strategy.result(),
+        run.history,
+        run.wall,
+        simulated,
+        run.resumed_from,
+        used_epochs=len(used),
+        used_simulated_seconds=sum(h.get("sim_seconds", 0.0) for h in used),
+    )

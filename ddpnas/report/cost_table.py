@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ddpnas.errors import DDPNASError
-from ddpnas.report.tables import published
+from ddpnas.report.tables import published, used_simulated
 
 AGREEMENT = 0.10  # largest accepted relative difference between record and benchmark wall time
 COLUMNS = [
@@ -115,7 +115,7 @@ def _job(
         hardware=timed["environment"]["hardware"],
         torch=timed["environment"]["torch"],
         loop_seconds=timed[loop_key],
-        simulated_seconds=timed.get("simulated_seconds", 0.0),
+        simulated_seconds=used_simulated(timed) if "simulated_seconds" in timed else 0.0,
         benchmark_seconds=read_benchmark(benchmark),
     )
 

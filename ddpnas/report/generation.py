@@ -53,6 +53,7 @@ def sweep_rows(
         row: dict[str, Any] = {"budget": budget, "resource": resource, "feasible": gen is not None}
         if gen is not None:
             row["arch"] = space.arch_to_str(gen.arch) if space else str(list(gen.arch))
+            row["disconnected"] = bool(space and space.disconnected(gen.arch))
             row["objective"] = gen.objective
             row.update({f"{r}": v for r, v in gen.costs.items()})
             row.update({f"measured_{r}": v for r, v in (meas or {}).items()})
@@ -77,19 +78,36 @@ def _num(value: Any, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
     return "-" if value is None or pd.isna(value) else fmt.format(value / scale)
 
 
-def sweep_display(df: pd.DataFrame, resource: str, scale: float, unit: str) -> pd.DataFrame:
-    """Human-readable version of :func:`sweep_rows` (costs divided by ``scale``, in ``unit``)."""
-    out = pd.DataFrame({f"Budget ({unit})": df["budget"].map(lambda b: _num(b, scale))})
+def sweep_display(
+    df: pd.DataFrame,
+    resource: str,
+    scale: float,
+    unit: str,
+    network: str = "",
+    latency_of: str = "",
+) -> pd.DataFrame:
+    """Human-readable version of :func:`sweep_rows` (costs divided by ``scale``, in ``unit``).
+
+    ``network`` names the network the costs count (e.g. "width_mult=0.25, resolution=32") and
+    ``latency_of`` where latencies come from, when that is another network (a phone table's).
+    """
+    of = f"; {network}" if network else ""
+    out = pd.DataFrame({f"Budget ({unit}{of})": df["budget"].map(lambda b: _num(b, scale))})
     out["Generated"] = df.get("arch", pd.Series("-", index=df.index)).fillna("infeasible")
+    if "disconnected" in df:  # a cell with no path from input to output computes zeros
+        cut = df["disconnected"].fillna(False).astype(bool)
+        out.loc[cut, "Generated"] += " [disconnected: no input-output path]"
     out["Objective"] = df.get("objective", pd.Series(np.nan, index=df.index)).map(
         lambda v: _num(v, fmt="{:.3f}")
     )
     for col in (resource, f"measured_{resource}"):
         if col in df:
-            head = f"{resource} ({unit})" if col == resource else f"re-measured ({unit})"
+            head = f"{resource} ({unit}{of})" if col == resource else f"re-measured ({unit})"
             out[head] = df[col].map(lambda v: _num(v, scale))
     if resource != RESOURCE and RESOURCE in df:
-        out["Latency (ms, additive)"] = df[RESOURCE].map(_num)
+        out[f"Latency (ms, additive{f'; {latency_of}' if latency_of else ''})"] = df[RESOURCE].map(
+            _num
+        )
     if "front_acc" in df:
         out["C10 test acc"] = df.get("acc", pd.Series(np.nan, index=df.index)).map(_num)
         out["Front acc (within budget)"] = df["front_acc"].map(_num)

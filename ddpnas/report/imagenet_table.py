@@ -67,7 +67,7 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
             latency = values.get("gpu_latency_ms")
             rows.append(
                 {
-                    "method": f"{entry['method']} ({kind})"
+                    "method": f"{entry['method']} ({entry.get('kind', kind)})"
                     + ("" if entry["checked"] else " [unchecked]"),
                     "source": table["source"],
                     "data": "ImageNet (published)",

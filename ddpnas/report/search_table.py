@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ddpnas.report.tables import _fmt, _stats, by_experiment, method_label, seed_ranges
+from ddpnas.report.tables import (
+    _fmt,
+    _stats,
+    by_experiment,
+    decision_columns,
+    method_label,
+    run_figures,
+    seed_ranges,
+)
 
 
 def found_accuracy(record: dict[str, Any]) -> float:
@@ -61,9 +69,7 @@ def search_rows(runs: list[dict[str, Any]]) -> pd.DataFrame:
             stats = _stats(measured)
             row["found_valid_acc"], row["found_valid_acc_std"], row["found_valid_acc_se"] = stats
         row["best_seen_valid_acc"] = float(np.mean([100 * best_seen(r) for r in group]))
-        row["search_epochs"] = float(np.mean([r["epochs"] for r in group]))
-        row["search_seconds"] = float(np.mean([r["search_seconds"] for r in group]))
-        row["hardware"] = group[0]["environment"]["hardware"]
+        row.update(run_figures(group))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -95,6 +101,7 @@ def search_display(df: pd.DataFrame) -> pd.DataFrame:
                 f"{s:.3g} s on {h}"
                 for s, h in zip(df["search_seconds"], df["hardware"], strict=True)
             ],
+            **decision_columns(df),
             "Source": df["source"],
         }
     )

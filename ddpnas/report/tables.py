@@ -146,8 +146,104 @@ def nb201_columns(bench: NB201Bench) -> dict[str, str]:
     return {col: m for col, m in NB201_COLUMNS.items() if bench.version(m) == release}
 
 
+def used_epochs(record: dict[str, Any]) -> float:
+    """Epochs (queries) the answer drew on: a budgeted search's query that would have crossed its
+    budget was looked up but not counted. Records written before ``used_epochs`` existed: the
+    budget's own count from the last snapshot, else every epoch."""
+    if record.get("used_epochs") is not None:
+        return float(record["used_epochs"])
+    state = (record.get("history") or [{}])[-1].get("state") or {}
+    return float(state.get("counted", record["epochs"]))
+
+
+def used_simulated(record: dict[str, Any]) -> float:
+    """Simulated training seconds of the used queries (see :func:`used_epochs`)."""
+    if record.get("used_simulated_seconds") is not None:
+        return float(record["used_simulated_seconds"])
+    state = (record.get("history") or [{}])[-1].get("state") or {}
+    return float(state.get("spent_seconds", record.get("simulated_seconds", 0.0)))
+
+
+#: A tabular search's reward -> the dataset it searched on (weight-sharing searches: CIFAR-10).
+SEARCH_DATA = {
+    "cifar10_valid_valid_acc": "CIFAR-10",
+    "cifar100_valid_acc": "CIFAR-100",
+    "imagenet16_120_valid_acc": "ImageNet16-120",
+}
+
+
+def search_data(record: dict[str, Any]) -> str:
+    """The dataset whose validation accuracy steered the search."""
+    spec = record.get("spec", {})
+    if record.get("mode", spec.get("mode")) != "tabular":
+        return "CIFAR-10"
+    return SEARCH_DATA[spec.get("tabular", {}).get("metric", "cifar10_valid_valid_acc")]
+
+
+def protocol(record: dict[str, Any]) -> str:
+    """The reward and the cost accounting of a search, read from its spec (the label names the
+    method's own settings)."""
+    spec = record.get("spec", {})
+    if record.get("mode", spec.get("mode")) != "tabular":
+        return "weight sharing: supernet validation accuracy (cifar10-valid split)"
+    tab, args = spec.get("tabular", {}), spec.get("strategy_args", {})
+    noise = f" + {tab['noise_std']:g} pp noise" if tab.get("noise_std") else ""
+    reward = f"{tab.get('hp', '200')}-epoch valid acc (mean over trials){noise}"
+    if tab.get("metric", "cifar10_valid_valid_acc") != "cifar10_valid_valid_acc":
+        charge = "no training time in the table, none charged"
+    else:
+        epochs, valid = tab.get("charge_epochs", 1), tab.get("charge_valid_epochs") or 0
+        plus = f" + {valid:g}" if valid else ""
+        unit = "epoch" if epochs + valid == 1 else "epochs"
+        charge = f"each query charged {epochs}{plus} {unit} of train time"
+    if args.get("budget_seconds") is not None:
+        stop = f"budget {args['budget_seconds']:,.0f} s"
+    elif args.get("max_epochs") is not None:
+        stop = f"budget {args['max_epochs']} queries"
+    else:
+        stop = "no budget: the method's own schedule"
+    return f"{reward}; {charge}; {stop}"
+
+
+def _decision(group: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and std over seeds of one ``decision`` figure (NaN without one)."""
+    values = [r["decision"][key] for r in group if r.get("decision")]
+    return _mean_std(values) if values else (np.nan, np.nan)
+
+
+def _disconnected(group: list[dict[str, Any]]) -> int:
+    """Runs whose found cell has no path from input to output (:meth:`SearchSpace.disconnected`)."""
+    from ddpnas.spaces import get_space
+
+    space = get_space(group[0].get("space", "nb201"))
+    return sum(space.disconnected(space.str_to_arch(r["arch"])) for r in group)
+
+
+def run_figures(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """The search-side figures of one experiment: queries and simulated time actually used, how
+    decided its final distribution was, how many found cells are disconnected."""
+    sims = [used_simulated(r) for r in group]
+    entropy, entropy_std = _decision(group, "entropy")
+    best, best_std = _decision(group, "best_op_probability")
+    decisions = {r["decision"]["of"] for r in group if r.get("decision")}
+    return {
+        "search_epochs": _mean_std([used_epochs(r) for r in group])[0],
+        "search_seconds": _mean_std([r["search_seconds"] for r in group])[0],
+        "simulated_seconds": float(np.mean(sims)),
+        "simulated_max_seconds": float(np.max(sims)),
+        "decision_entropy": entropy,
+        "decision_entropy_std": entropy_std,
+        "decision_best_prob": best,
+        "decision_best_prob_std": best_std,
+        "decision_of": "; ".join(sorted(decisions)) or None,
+        "disconnected": _disconnected(group),
+        "hardware": group[0]["environment"]["hardware"],
+    }
+
+
 def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
-    """One row per experiment (mean ± std over seeds), then the published rows and the optimum.
+    """One row per experiment (mean ± std over seeds), grouped by the dataset it searched on,
+    then the published rows and the optimum.
 
     ``benchmark`` names the release of every number in the row.
     """
@@ -161,18 +257,19 @@ def nb201_rows(runs: list[dict[str, Any]], bench: NB201Bench) -> pd.DataFrame:
             "source": f"ours: {name}",
             "benchmark": release,
             "runs": len(group),
+            "search_data": search_data(group[0]),
+            "protocol": protocol(group[0]),
         }
         for col in NB201_COLUMNS:
             row[col] = row[f"{col}_std"] = row[f"{col}_se"] = np.nan
         for col, metric in columns.items():
             row[col], row[f"{col}_std"], row[f"{col}_se"] = _stats([rec[metric] for rec in records])
-        row["search_epochs"] = _mean_std([r["epochs"] for r in group])[0]
-        row["search_seconds"] = _mean_std([r["search_seconds"] for r in group])[0]
-        row["simulated_seconds"] = _mean_std([r["simulated_seconds"] for r in group])[0]
-        row["hardware"] = group[0]["environment"]["hardware"]
+        row.update(run_figures(group))
         archs = pd.Series([r["arch"] for r in group]).value_counts()
         row["arch"] = f"{archs.index[0]} ({archs.iloc[0]}/{len(group)})"
         rows.append(row)
+    order = list(SEARCH_DATA.values())
+    rows.sort(key=lambda r: order.index(r["search_data"]))  # stable: config order within a group
     pub = published()["nb201"]
     for entry in pub["rows"]:
         mark = "" if entry["checked"] else " [unchecked]"
@@ -216,23 +313,70 @@ def _fmt_cost(row: pd.Series) -> str:
         return "-"
     cost = f"{row['search_seconds']:.3g} s on {row['hardware']}"
     if row.get("simulated_seconds"):
-        cost += f" (simulated training {row['simulated_seconds'] / 3600:.2f} h)"
+        cost += f" (simulated training {row['simulated_seconds'] / 3600:.2f} h"
+        if row.get("runs", 1) > 1 and not pd.isna(row.get("simulated_max_seconds")):
+            cost += f", max {row['simulated_max_seconds']:,.0f} s"
+        cost += ")"
     return cost
+
+
+def _fmt_decision(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def decision_columns(df: pd.DataFrame) -> dict[str, list[str]]:
+    """The displayed decision columns (see :data:`DECISION_NOTE`)."""
+    heads = {"Final entropy (norm.)": "decision_entropy", "Best-op prob.": "decision_best_prob"}
+    return {
+        head: [
+            _fmt_decision(m, s)
+            for m, s in zip(_column(df, key), _column(df, f"{key}_std"), strict=True)
+        ]
+        for head, key in heads.items()
+    }
+
+
+DECISION_NOTE = (
+    "Final entropy (norm.) and best-op prob.: how decided the distribution the answer was read "
+    "from is, per edge then averaged over edges and seeds (mean ± std): the entropy divided by "
+    "ln(ops it spreads over), 1 = uniform, 0 = one op; the best op's probability, 1/ops = "
+    "uniform. DDPNAS: theta before its last prune (over the 2 ops left); REINFORCE: "
+    "softmax(logits); ENAS: the controller's marginals; DARTS: softmax(alpha). '-': a method "
+    "without one (RS, REA, RSPS) or a record written before it was stored."
+)
+QUERIES_NOTE = (
+    "Epochs / queries (used): engine epochs the answer drew on (a tabular query is one epoch); "
+    "a budgeted search's query that would have crossed the budget is looked up but not counted, "
+    "here or in its simulated time (mean over seeds, and the largest)."
+)
+DISCONNECTED_NOTE = (
+    "Disconnected: runs whose found cell has no path of non-'none' ops from the cell's input to "
+    "its output (its output is zero, so its accuracy is chance: 10 % on CIFAR-10)."
+)
 
 
 def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable version of :func:`nb201_rows` for Markdown and LaTeX."""
     out = pd.DataFrame({"Method": df["method"]})
+    out["Searched on"] = _column(df, "search_data").map(lambda d: "-" if pd.isna(d) else d)
     out["Runs"] = df["runs"].map(lambda n: "-" if pd.isna(n) else str(int(n)))
     for col, head in HEADERS.items():
         out[head] = [
             _fmt(m, s, se)
             for m, s, se in zip(df[col], df[f"{col}_std"], _column(df, f"{col}_se"), strict=True)
         ]
-    out["Search epochs"] = df.get("search_epochs", pd.Series(np.nan, index=df.index)).map(
+    out["Epochs / queries (used)"] = _column(df, "search_epochs").map(
         lambda e: "-" if pd.isna(e) else f"{e:g}"
     )
     out["Search cost (measured)"] = df.apply(_fmt_cost, axis=1)
+    out = out.assign(**decision_columns(df))
+    out["Disconnected"] = [
+        "-" if pd.isna(d) else f"{int(d)}/{int(n)}"
+        for d, n in zip(_column(df, "disconnected"), df["runs"], strict=True)
+    ]
+    out["Protocol"] = _column(df, "protocol").map(lambda p: "-" if pd.isna(p) else p)
     out["Benchmark release"] = df["benchmark"]
     out["Source"] = df["source"]
     return out
@@ -313,6 +457,10 @@ def cifar10_rows(searches: list[dict[str, Any]], retrains: list[dict[str, Any]])
         row["retrain_seconds"] = _mean_std([r["wall_seconds"] for _, r in pairs])[0]
         row["retrain_cost"] = _cost_text(row["retrain_seconds"], retrain["environment"])
         row["scale"] = _scale(retrain)
+        searches_of = [s for s, _ in pairs]
+        row["decision_entropy"], row["decision_entropy_std"] = _decision(searches_of, "entropy")
+        best = _decision(searches_of, "best_op_probability")
+        row["decision_best_prob"], row["decision_best_prob_std"] = best
         rows.append(row)
     pub = published()["cifar10"]
     for entry in pub["rows"]:
@@ -352,6 +500,7 @@ def cifar10_display(df: pd.DataFrame) -> pd.DataFrame:
             "Search cost": df["search_cost"],
             "Retrain cost": df["retrain_cost"],
             "Scale": df["scale"],
+            **decision_columns(df),
             "Source": df["source"],
         }
     )

@@ -73,6 +73,9 @@ class SearchSpace(ABC):
     mixed_ops: ClassVar[bool] = True
     #: Why not, said to whoever pairs it with a mixed-op strategy.
     why_no_mixed_ops: ClassVar[str] = ""
+    #: The network whose per-choice latencies a published table (:meth:`latency_key`) holds,
+    #: e.g. "width 1.0, 224 px": tables name it beside latencies costed from that table.
+    latency_table_network: ClassVar[str] = ""
 
     @property
     def num_edges(self) -> int:
@@ -107,6 +110,16 @@ class SearchSpace(ABC):
     def derived(self, arch: Arch, theta: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         """Extra final forms of a search result for the record (e.g. the DARTS genotype)."""
         return {}
+
+    def sample_final_form(self, rng: np.random.Generator) -> Arch:
+        """A uniform random architecture of the form a search answers with (random search with
+        weight sharing trains and scores these). Default: one op per edge, each uniform."""
+        return tuple(int(k) for k in rng.integers(0, self.num_ops, size=self.num_edges))
+
+    def disconnected(self, arch: Arch) -> bool:
+        """Whether no path of non-'none' ops leads from the cell's input to its output (such a
+        cell's output is constant zero: tables flag it). Default: never (no such notion)."""
+        return False
 
     @abstractmethod
     def supernet(self, **kwargs: Any) -> nn.Module:

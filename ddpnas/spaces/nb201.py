@@ -286,6 +286,16 @@ class NB201Space(SearchSpace):
                 arch.append(OPS.index(op))
         return tuple(arch)
 
+    def disconnected(self, arch: Arch) -> bool:
+        """No chain of non-'none' edges from node 0 to node 3: the cell outputs zeros (e.g.
+        ``|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|``)."""
+        arch = self.validate(arch)
+        reached = {0}
+        for node, inputs in enumerate(NODE_INPUTS, start=1):
+            if any(OPS[arch[e]] != "none" and j in reached for e, j in inputs):
+                reached.add(node)
+        return len(NODE_INPUTS) not in reached
+
     def index_to_arch(self, index: int, archs: Sequence[str]) -> Arch:
         """Arch at a benchmark index; ``archs`` is the benchmark's ordered list of arch strings."""
         if not 0 <= index < len(archs):

@@ -66,6 +66,32 @@ class EpochPlan:
 TIE_STREAM = 7
 
 
+@dataclass
+class Decision:
+    """The op distribution a search read its answer from (E x K probabilities over ``support``),
+    named in ``of`` (e.g. "softmax(logits)", "theta before the last prune")."""
+
+    probs: np.ndarray
+    support: np.ndarray
+    of: str
+
+
+def decisiveness(probs: np.ndarray, support: np.ndarray) -> dict[str, float]:
+    """How decided a distribution is, averaged over edges: the entropy normalised by its maximum
+    ln(ops in the edge's support) (1 = uniform, 0 = one op), and the best op's probability.
+
+    A near-uniform policy (a controller that barely learned) shows as entropy near 1 and a
+    best-op probability near 1 / ops; an edge with a single op in its support counts as decided.
+    """
+    p = np.where(support, np.asarray(probs, dtype=float), 0.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log(p), 0.0)
+    ops = support.sum(axis=1)
+    norm = np.divide(terms.sum(axis=1), np.log(ops), out=np.zeros(len(ops)), where=ops > 1)
+    return {"entropy": float(norm.mean()), "best_op_probability": float(p.max(axis=1).mean())}
+
+
 def rank_strength(keys: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Strictly ordered strengths in (0, 1] of the cells of same-shaped ``keys`` (larger wins).
 
@@ -178,6 +204,17 @@ class Strategy(ABC):
         chosen[np.arange(shape[0]), list(self.result())] = 1.0
         strength = rank_strength([chosen, self.evidence.mean()], self.evidence.tie_rng())
         return strength, np.ones(shape, dtype=bool)
+
+    def decision(self) -> Decision | None:
+        """The distribution (or policy) the answer was read from, for the record's ``decision``
+        (see :func:`decisiveness`); None for methods without one (RS, RSPS, REA)."""
+        return None
+
+    def unused_epochs(self) -> int:
+        """Trailing engine epochs whose result the search did not use (a query that would have
+        crossed its budget): the record's ``used_epochs`` and ``used_simulated_seconds`` leave
+        them out."""
+        return 0
 
     def planned_epochs(self) -> int | None:
         """Epoch budget if known in advance (used for LR schedules and progress bars)."""

@@ -10,7 +10,7 @@ from pydantic import Field
 from ddpnas.config.options import Number, Options
 from ddpnas.registry import register_strategy
 from ddpnas.spaces.base import Arch, SearchSpace
-from ddpnas.strategies.base import EpochPlan, Strategy, rank_strength
+from ddpnas.strategies.base import Decision, EpochPlan, Strategy, rank_strength
 from ddpnas.strategies.distribution import JointCategorical
 
 
@@ -122,6 +122,18 @@ class DDPNAS(Strategy):
         survival = np.where(dist.mask, dist.pruned_at.max() + 1, dist.pruned_at)
         keys = [survival, dist.theta_at_prune, dist.mean_accuracy()]
         return rank_strength(keys, self.evidence.tie_rng()), np.ones_like(dist.mask)
+
+    def decision(self) -> Decision | None:
+        """theta just before the last prune, over the ops alive then (two per edge once the search
+        has converged): after that prune theta is one-hot by construction, which says nothing about
+        how clearly the last two ops were told apart."""
+        dist = self.dist
+        if dist.pruned_at.max() == 0:
+            return Decision(dist.theta.copy(), dist.mask.copy(), "theta (nothing pruned yet)")
+        support = dist.mask | (dist.pruned_at == dist.pruned_at.max())
+        alive = int(support.sum(axis=1)[0])
+        of = f"theta before the last prune ({alive} ops alive per edge)"
+        return Decision(np.where(support, dist.theta_at_prune, 0.0), support, of)
 
     def planned_epochs(self) -> int:
         return self.pruning_step * sum(range(2, self.space.num_ops + 1))

@@ -146,6 +146,19 @@ class DartsSpace(SearchSpace):
         """The genotype: two strongest non-none inputs per node (see :func:`derive_genotype`)."""
         return {"genotype": derive_genotype(theta, mask).to_json()}
 
+    def sample_final_form(self, rng: np.random.Generator) -> Arch:
+        """A uniform random genotype in arch form (Li & Talwalkar's ``sample_arch``): per cell and
+        node two distinct inputs, each with an op uniform over the non-'none' ops; every other
+        edge 'none'. Drawn cell by cell, node by node: the inputs, then their two ops."""
+        arch = [0] * self.num_edges
+        for c in range(len(CELLS)):
+            for inputs in NODE_INPUTS:
+                picked = rng.choice(len(inputs), size=2, replace=False)
+                ops = rng.integers(1, len(OPS), size=2)
+                for i, op in zip(picked, ops, strict=True):
+                    arch[c * CELL_EDGES + inputs[int(i)][0]] = int(op)
+        return tuple(arch)
+
     def eval_network(
         self,
         genotype: Genotype,

@@ -222,6 +222,7 @@ class MobileSpace(SearchSpace):
 
     name = "mobile"
     ops = OPS
+    latency_table_network = "width 1.0, 224 px"
     edges = EDGES
     Options = MobileOptions
     mixed_ops = False
