@@ -110,6 +110,7 @@ def _cmd_standin(args: argparse.Namespace) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
+    from ddpnas.data.locations import resolve_cache_dir
     from ddpnas.engine.experiment import run_experiment
     from ddpnas.retrain.imagenet import search_sets
 
@@ -128,6 +129,8 @@ def _cmd_search(args: argparse.Namespace) -> None:
         held_out=block["held_out"],
         train_size=train.get("train_size"),
         valid_size=train.get("valid_size"),
+        workers=block["workers"],
+        cache_dir=resolve_cache_dir(block.get("cache")),
     )
     record = run_experiment(
         "imagenet-search",
@@ -192,17 +195,20 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     device = resolve_device(device_name)
     torch.set_num_threads(threads)
     root = _root(args, block)
+    stage, default = (block["transfer"], "darts_imagenet") if args.genotype else (
+        block["retrain"], "ddpnas_v1")  # fmt: skip
+    chosen = stage.get("protocol", {"name": default})
+    cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
     source = ImageNetSource(
         root,
         block["resolution"],
         device=device,
         workers=block["workers"],
         gpu_decode=block["gpu_decode"],
+        augment=cfg,
         channels_last=device.type == "cuda",
     )
-    stage, default, build, extra = _network(args, block, source.num_classes)
-    chosen = stage.get("protocol", {"name": default})
-    cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
+    _, _, build, extra = _network(args, block, source.num_classes)
     extra |= {"protocol": chosen["name"], "dataset": _dataset_info(root, block["resolution"])}
     result = retrain(
         build,

@@ -48,6 +48,13 @@ class Config(Options):
             "unlimited)."
         ),
     )
+    gpu_memory_gib: float | Unset = absent(
+        "Memory of each GPU the jobs run on, in GiB (e.g. 79 for an 80 GB H100, 139 for an "
+        "H200). When set, the pipeline's first job (memory_check: `ddpnas report estimate "
+        "--check-memory`) refuses, before any GPU job, a config with a job whose estimated peak "
+        "per GPU exceeds it. Absent: not checked.",
+        gt=0,
+    )
     results_dir: str | Unset = absent(
         "Folder of this config's pipeline outputs (absent: results/<config file name>, e.g. "
         "results/ci for config/ci.yaml), so two configs never share or overwrite outputs."
