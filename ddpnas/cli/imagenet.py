@@ -112,7 +112,7 @@ def _cmd_standin(args: argparse.Namespace) -> None:
 def _cmd_search(args: argparse.Namespace) -> None:
     from ddpnas.data.locations import resolve_cache_dir
     from ddpnas.engine.experiment import run_experiment
-    from ddpnas.retrain.imagenet import search_sets
+    from ddpnas.retrain.imagenet import search_protocol, search_sets
 
     block, device, threads = _settings(args)
     if "search" not in block:
@@ -142,7 +142,10 @@ def _cmd_search(args: argparse.Namespace) -> None:
         device=device,
         threads=threads,
         datasets=datasets,
-        record_extra={"dataset": _dataset_info(root, resolution)},
+        record_extra={
+            "dataset": _dataset_info(root, resolution),
+            **search_protocol(resolution, block["held_out"], train),
+        },
     )
     print(f"imagenet search seed {args.seed}: {record['arch']} ({record['search_seconds']:.1f} s)")
 

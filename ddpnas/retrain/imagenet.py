@@ -121,6 +121,28 @@ def search_sets(
     )
 
 
+# How the in-memory search's protocol differs from XNAS's ImageNet search (reference tables,
+# section 5: MAC-AutoML/XNAS@92720aa), for records and the table.
+XNAS_SEARCH = "XNAS: 224 px, random resized crop + flip + colour jitter, lr x0.1 at round ends"
+
+
+def search_protocol(resolution: int, held_out: int, train: dict[str, Any]) -> dict[str, Any]:
+    """The record's description of an ImageNet search: split, resolution, augmentation and lr
+    schedule, and how they differ from the published search."""
+    return {
+        "split": {
+            "name": f"ProxylessNAS held-out: {held_out} class-balanced training images "
+            f"(randperm seed {SPLIT_SEED})"
+        },
+        "search_protocol": {
+            "resolution": resolution,
+            "augmentation": "pad-4 crop + flip of the decoded images (CIFAR-style)",
+            "lr_schedule": f"cosine to {train.get('lr_min', 0.001)} per epoch",
+            "differs": XNAS_SEARCH,
+        },
+    }
+
+
 class ImageNetSource:
     """Streaming ImageNet for :func:`ddpnas.retrain.loop.retrain`: train split for training, ``val``
     for testing, decoded by DataLoader workers (pinned memory on CUDA), or, with
