@@ -395,9 +395,17 @@ def ranking_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
         hours = _hours(images / spec["train"]["batch_size"], step_ms)
         speed = f"extrapolated: a forward is {fraction} of a single-path step, {search['speed']}"
         rows.append(
-            _row("ranking", name, [seed], gpus=1, batch_per_gpu="256 (inference)",
-                 gpu_hours_per_seed=hours, peak=search["peak"], speed=speed)
-        )  # fmt: skip
+            _row(
+                "ranking",
+                name,
+                [seed],
+                gpus=1,
+                batch_per_gpu="256 (inference)",
+                gpu_hours_per_seed=hours,
+                peak=search["peak"],
+                speed=speed,
+            )
+        )
     return rows
 
 
@@ -407,39 +415,67 @@ def _pick(df: pd.DataFrame, stage: str, names: list[str], first_seed: bool = Fal
     return [(r, r["seed_list"][:1] if first_seed else r["seed_list"]) for _, r in rows.iterrows()]
 
 
-def _subsets(
-    df: pd.DataFrame, config: dict[str, Any], res: str
-) -> list[tuple[str, str, list, list]]:
+Subset = tuple[str, str, list, list[str]]  # name, what it reproduces, [(row, seeds)], targets
+
+
+def _subsets(df: pd.DataFrame, config: dict[str, Any], res: str) -> list[Subset]:
     """(subset, what it reproduces, [(row, seeds)], Snakemake targets) of the paper plan."""
+    return (
+        _nb201_subsets(df, config, res)
+        + _cifar_subsets(df, config, res)
+        + _imagenet_subsets(df, config, res)
+    )
+
+
+def _records(searches: dict[str, Any], names: list[str], res: str) -> list[str]:
+    """Search records that make Snakemake run every seed of ``names``: one per tabular
+    experiment (a single job writes all its seeds), every seed's otherwise."""
+    return [
+        f"{res}/search/{n}/seed{s}.json"
+        for n in names
+        for s in searches[n]["seeds"][: 1 if searches[n]["mode"] == "tabular" else None]
+    ]
+
+
+def _nb201_subsets(df: pd.DataFrame, config: dict[str, Any], res: str) -> list[Subset]:
     searches = config["searches"]
-    ws = [n for n, s in searches.items() if s["space"] == "nb201" and s["mode"] == "weight_sharing"]
     nb201 = [n for n, s in searches.items() if s["space"] == "nb201"]
-    darts = list(config["retrain"]["searches"])
-    first = [n for n in ws if searches[n]["strategy"] == "ddpnas"][:1]
-    plan = []
+    ours = [n for n in nb201 if searches[n]["strategy"] == "ddpnas"]
+    first = [n for n in ours if searches[n]["mode"] == "weight_sharing"][:1]
+    plan: list[Subset] = []
     if first:
         seed = searches[first[0]]["seeds"][0]
         plan.append(
             (
                 "first run: DDPNAS with weight sharing on NAS-Bench-201, one seed",
-                "the DDPNAS (weight sharing) row of the NAS-Bench-201 table",
+                "one run of the DDPNAS (weight sharing) row of the NAS-Bench-201 table",
                 _pick(df, "search", first, True),
                 [f"{res}/search/{first[0]}/seed{seed}.json"],
+            )
+        )
+        plan.append(
+            (
+                "DDPNAS on NAS-Bench-201, every seed (tabular ones on the CPU)",
+                "the DDPNAS rows of the NAS-Bench-201 table",
+                _pick(df, "search", ours),
+                _records(searches, ours, res),
             )
         )
     if nb201:
         plan.append(
             (
                 "NAS-Bench-201 rows (every method and seed)",
-                "NAS-Bench-201 searched results (Dong & Yang 2020, Table 5)",
+                "NAS-Bench-201's searched results (Dong & Yang, ICLR 2020)",
                 _pick(df, "search", nb201),
                 [f"{res}/tables/nb201.md"],
             )
         )
-    ranked = list(config["report"]["ranking"]["experiments"])
-    if ranked:
-        pairs = _pick(df, "ranking", ranked)
-        pairs += [(r, [seeds[0]]) for (r, seeds) in _pick(df, "search", ranked)]
+    ranking = _pick(df, "ranking", list(config["report"]["ranking"]["experiments"]))
+    if ranking:
+        searched = {r["experiment"]: seeds for r, seeds in ranking}
+        pairs = ranking + [
+            (r, searched[r["experiment"]]) for r, _ in _pick(df, "search", list(searched))
+        ]
         plan.append(
             (
                 "supernet ranking check",
@@ -448,45 +484,78 @@ def _subsets(
                 [f"{res}/tables/nb201_ranking.md"],
             )
         )
+    return plan
+
+
+def _cifar_subsets(df: pd.DataFrame, config: dict[str, Any], res: str) -> list[Subset]:
+    darts, searches = list(config["retrain"]["searches"]), config["searches"]
+
+    def one_seed(names: list[str]) -> tuple[list, list[str]]:
+        picks = _pick(df, "search", names, True) + _pick(df, "retrain", names, True)
+        targets = [f"{res}/retrain/{n}/seed{searches[n]['seeds'][0]}/result.json" for n in names]
+        return picks, targets
+
+    plan: list[Subset] = []
+    ours = [n for n in darts if searches[n]["strategy"] == "ddpnas"][:1]
+    if ours:
+        plan.append(
+            (
+                "DDPNAS on CIFAR-10, one seed: search and 600-epoch retraining",
+                "one run of the DDPNAS row of DDPNAS Table 1 (CIFAR-10)",
+                *one_seed(ours),
+            )
+        )
     if darts:
-        one = _pick(df, "search", darts, True) + _pick(df, "retrain", darts, True)
-        targets = [f"{res}/retrain/{n}/seed{searches[n]['seeds'][0]}/result.json" for n in darts]
+        every = _pick(df, "search", darts) + _pick(df, "retrain", darts)
         plan.append(
             (
                 "CIFAR-10 column, one seed per method",
                 "DDPNAS Table 1 (CIFAR-10), one run each",
-                one,
-                targets,
+                *one_seed(darts),
             )
         )
         plan.append(
             (
                 "CIFAR-10 table, every seed",
                 "DDPNAS Table 1 (CIFAR-10)",
-                _pick(df, "search", darts) + _pick(df, "retrain", darts),
+                every,
                 [f"{res}/tables/cifar10.md"],
             )
         )
-    plan += _imagenet_subsets(df, config, res)
     return plan
 
 
-def _imagenet_subsets(df: pd.DataFrame, config: dict[str, Any], res: str) -> list:
+def _imagenet_subsets(df: pd.DataFrame, config: dict[str, Any], res: str) -> list[Subset]:
     block = config["imagenet"]
     if not block["enabled"]:
         return []
-    plan = []
+    plan: list[Subset] = []
     if "search" in block:
         seeds = block["search"]["seeds"]
-        mobile = df[df["stage"].isin(["imagenet search", "imagenet retrain", "imagenet generated"])]
         plan.append(
             (
-                "ImageNet mobile setting (search, retrain, generated networks)",
+                "ImageNet mobile setting: search and retraining of the searched network",
                 "DDPNAS Table 3 (ImageNet, mobile setting)",
-                [(r, r["seed_list"]) for _, r in mobile.iterrows()],
+                _pick(df, "imagenet search", ["mobile"])
+                + _pick(df, "imagenet retrain", ["mobile"]),
                 [f"{res}/imagenet/retrain/mobile/seed{s}/result.json" for s in seeds],
             )
         )
+        generated = df[df["stage"] == "imagenet generated"]
+        if len(generated):
+            plan.append(
+                (
+                    "networks generated under budgets from the ImageNet search, retrained",
+                    "DDPNAS's constraint-aware generation (no published table)",
+                    _pick(df, "imagenet search", ["mobile"])
+                    + [(r, r["seed_list"]) for _, r in generated.iterrows()],
+                    [
+                        f"{res}/imagenet/retrain/{r['experiment']}/seed{s}/result.json"
+                        for _, r in generated.iterrows()
+                        for s in r["seed_list"]
+                    ],
+                )
+            )
     names = list(block["transfer"]["searches"])
     if names:
         searches = config["searches"]
@@ -569,8 +638,9 @@ def estimate_text(df: pd.DataFrame, config: dict[str, Any], config_path: str | P
             f"- total: {df['gpu_hours'].sum():.3g} GPU-hours ({df['gpu_hours'].sum() / 24:.3g} "
             "GPU-days)",
             "",
-            "Paper plan: run a subset with `snakemake --cores 8 --resources gpu=1 gpu_slots=1 "
-            f"--configfile {config_path} TARGETS` (it runs only what the targets need):",
+            "Paper plan: run a subset with `snakemake TARGETS --cores 8 --resources gpu=1 "
+            f"gpu_slots=1 --configfile {config_path}` (targets first: the options after them take "
+            "several values; Snakemake runs only what the targets need):",
             "",
             steps.rename(columns={"gpu_hours": "GPU-hours"}).to_markdown(index=False),
         ]

@@ -46,14 +46,13 @@ from ddpnas.retrain.setup import (
     BatchSource,
     MemorySource,
     RetrainConfig,
-    cudnn_autotune,
     cutout,
     distributed,
     drop_path_schedule,
+    kernels,
     micro_batches,
     param_groups,
     precision,
-    strict_fp32,
     subset_indices,
     sync_batchnorm,
 )
@@ -108,11 +107,7 @@ def retrain(
     """
     out = Path(out_dir)
     ckpt = Path(checkpoint) if checkpoint is not None else out / CHECKPOINT_NAME
-    with (
-        distributed(torch.device(device)) as (rank, world, dev),
-        cudnn_autotune(dev),
-        strict_fp32(dev, precision(cfg, dev).startswith("fp32")),
-    ):
+    with distributed(torch.device(device)) as (rank, world, dev), kernels(dev, cfg):
         run = Retrainer(model_fn, train_set, test_set, cfg, dev, rank, world)
         if rank == 0:
             _remove_stale_temps([ckpt, out / METRICS_NAME, out / RESULT_NAME])

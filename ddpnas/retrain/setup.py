@@ -304,6 +304,13 @@ def strict_fp32(device: torch.device, on: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
+@contextlib.contextmanager
+def kernels(device: torch.device, cfg: RetrainConfig) -> Iterator[None]:
+    """The run's kernel settings: cuDNN autotuning on CUDA, and TF32 off when it is fp32."""
+    with cudnn_autotune(device), strict_fp32(device, precision(cfg, device).startswith("fp32")):
+        yield
+
+
 def precision(cfg: RetrainConfig, device: torch.device) -> str:
     """What the arithmetic was, for the result: the autocast dtype, or fp32 (TF32 off on CUDA)."""
     amp = device.type == "cuda" if cfg.amp is None else cfg.amp
