@@ -17,6 +17,7 @@ from ddpnas.config.data import Data
 from ddpnas.config.generation import Generation
 from ddpnas.config.imagenet import Imagenet
 from ddpnas.config.options import (
+    Number,
     Options,
     Positive,
     Unset,
@@ -48,7 +49,7 @@ class Config(Options):
             "unlimited)."
         ),
     )
-    gpu_memory_gib: float | Unset = absent(
+    gpu_memory_gib: Number | None = absent(
         "Memory of each GPU the jobs run on, in GiB (e.g. 79 for an 80 GB H100, 139 for an "
         "H200). When set, the pipeline's first job (memory_check: `ddpnas report estimate "
         "--check-memory`) refuses, before any GPU job, a config with a job whose estimated peak "

@@ -411,7 +411,10 @@ class Retrainer:
             "wall_seconds": self.wall_seconds,
             "environment": environment(self.device),
             "cost": run_cost(self.device, self.world),
-            "config": dataclasses.asdict(self.cfg),
+            "config": {  # as JSON reads it back: tuples as lists
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self.cfg).items()
+            },
         }
 
 
