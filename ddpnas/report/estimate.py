@@ -229,7 +229,7 @@ def estimate(config: dict[str, Any]) -> pd.DataFrame:
     """One row per experiment and stage (total over seeds), peak memory and whether it fits."""
     rows = [search_row(name, spec) for name, spec in config["searches"].items()]
     rows += retrain_rows(config) if config["retrain"]["searches"] else []
-    rows += imagenet_rows(config) + ranking_rows(config)
+    rows += imagenet_rows(config) + ranking_rows(config) + [cpu_row(config)]
     df = pd.DataFrame(rows)
     df["seeds"] = df["seed_list"].map(len)
     df["gpu_hours"] = df["gpu_hours_per_seed"] * df["seeds"]
@@ -239,6 +239,12 @@ def estimate(config: dict[str, Any]) -> pd.DataFrame:
         lambda p: "-" if pd.isna(p) or limit is None else ("yes" if p <= limit else "NO")
     )
     return df
+
+
+def cpu_row(config: dict[str, Any]) -> dict[str, Any]:
+    """The stages that need no GPU, named so that the estimate covers the whole config."""
+    names = ["bound"] + [f"generate {name}" for name in config["generate"]] + ["tables, figures"]
+    return _row("cpu", ", ".join(names), [0], gpu_hours_per_seed=0.0, speed="CPU only, no GPU")
 
 
 def check_memory(df: pd.DataFrame, limit: float | None) -> None:
