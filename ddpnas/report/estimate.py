@@ -35,20 +35,6 @@ SPLIT = 25_000  # images in each half of the 50k CIFAR-10 training set (the sear
 CIFAR_TRAIN, CIFAR_TEST, CIFAR_SIDE = 50_000, 10_000, 32
 IMAGENET_TRAIN, IMAGENET_VAL, IMAGENET_CLASSES = 1_281_167, 50_000, 1000
 BYTES_UINT8, BYTES_FLOAT = 1, 4
-COLUMNS = (
-    "stage",
-    "experiment",
-    "seeds",
-    "epochs",
-    "steps_per_epoch",
-    "gpus",
-    "batch_per_gpu",
-    "gpu_hours_per_seed",
-    "gpu_hours",
-    "peak_gib",
-    "fits",
-    "speed",
-)
 
 
 @cache

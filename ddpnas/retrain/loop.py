@@ -277,17 +277,17 @@ class Retrainer:
         DDP all-reduces the gradients only on the ``sync`` one (the last)."""
         cfg = self.cfg
         skip = not sync and isinstance(self.model, DistributedDataParallel)
-        with self.model.no_sync() if skip else contextlib.nullcontext(), self._autocast():
-            logits, aux = _outputs(self.model(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            objective = loss
-            if aux is not None:
-                objective = loss + cfg.auxiliary_weight * F.cross_entropy(
-                    aux, y, label_smoothing=cfg.label_smoothing
-                )
-            if weight != 1.0:
-                objective = objective * weight
-        with self.model.no_sync() if skip else contextlib.nullcontext():
+        with self.model.no_sync() if skip else contextlib.nullcontext():  # forward and backward
+            with self._autocast():
+                logits, aux = _outputs(self.model(x))
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                objective = loss
+                if aux is not None:
+                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(
+                        aux, y, label_smoothing=cfg.label_smoothing
+                    )
+                if weight != 1.0:
+                    objective = objective * weight
             self.scaler.scale(objective).backward()
         return (loss.detach() * weight if weight != 1.0 else loss.detach()), logits.detach()
 
