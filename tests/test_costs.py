@@ -82,7 +82,17 @@ def test_records_without_cost_and_torn_benchmarks_are_one_line_errors(tmp_path: 
         costs.search_jobs([{**record, "spec": {}, "environment": {}}], [bad])
 
 
-def test_estimate_of_the_paper_config_uses_the_measured_speeds(capsys) -> None:
+def test_estimate_of_the_paper_config_uses_the_measured_speeds(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddpnas.report import memory
+
+    def fixed(kind: str, options: dict, resolution: int) -> dict[str, float]:
+        """Skip the CPU measurement (tests/test_paper_scale.py covers it)."""
+        return {"per_image": 2**20, "fixed": 0.0, "params": 1e6, "macs": 1e8}
+
+    monkeypatch.setattr(memory, "measure", fixed)
+    monkeypatch.setattr(memory, "macs", fixed)
     df = estimate(load_config(REPO / "config" / "paper.yaml")).set_index(["stage", "experiment"])
     ddpnas = df.loc[("search", "darts-ddpnas")]
     # 105 epochs x 391 steps x 63.3 ms + one validation of 25k images per epoch (1/3 of a step).
@@ -93,6 +103,7 @@ def test_estimate_of_the_paper_config_uses_the_measured_speeds(capsys) -> None:
     assert main(["report", "estimate", "--config", str(REPO / "config" / "paper.yaml")]) == 0
     out = capsys.readouterr().out
     assert "NVIDIA H200" in out and "- total:" in out and "darts-darts2" in out
+    assert "Paper plan" in out and "results/paper/tables/nb201.md" in out
 
 
 @pytest.mark.slow

@@ -155,6 +155,19 @@ def test_published_protocols() -> None:
         protocol("imagenet", {}, seed=0)
     with pytest.raises(ConfigError, match="lr_schedule"):
         RetrainConfig(lr_schedule="step")
+    # the authors' crop (tanglang96/DDPNAS utils/get_data_iter.py), ProxylessNAS's per-iteration
+    # cosine; DARTS's colour jitter (quark0/darts cnn/train_imagenet.py)
+    assert (v1.crop_scale, v1.crop_ratio, v1.lr_step, any(v1.jitter)) == (
+        (0.1, 1.0),
+        (0.8, 1.25),
+        "iteration",
+        False,
+    )
+    assert (darts.jitter, darts.lr_step) == ((0.4, 0.4, 0.4, 0.2), "epoch")
+    assert protocol("ddpnas_v1", {"accumulate": 4, "crop_scale": [0.2, 1]}, 0).crop_scale == (
+        0.2,
+        1,
+    )
 
 
 def test_no_weight_decay_on_batch_norm() -> None:
@@ -224,6 +237,7 @@ def test_cli_standin_search_retrain_transfer_table(
     block = config["imagenet"]
     block["resolution"], block["held_out"] = 16, 20
     block["search"]["train"] |= {"train_size": 20, "valid_size": 20, "batch_size": 20}
+    block["cache"] = str(tmp_path / "decoded")
     block["transfer"]["network"] |= {"C": 4, "layers": 3}
     for stage in ("retrain", "transfer"):  # all 60 / 20 images (more is an error, not a cap)
         block[stage]["protocol"]["overrides"] |= {
@@ -246,6 +260,9 @@ def test_cli_standin_search_retrain_transfer_table(
     record = json.loads((tmp_path / "s.json").read_text())
     assert record["space"] == "mobile" and record["dataset"]["stand_in"]
     assert record["epochs"] == 27  # DDPNAS, pruning_step 1: 7 + 6 + ... + 2 rounds
+    assert record["search_protocol"]["resolution"] == 16
+    assert record["split"]["name"].startswith("ProxylessNAS held-out")
+    assert len(list((tmp_path / "decoded").glob("images-16px-*.json"))) == 2  # train, held-out
     out = tmp_path / "rt"
     assert main(["imagenet", "retrain", *args, "--arch", str(tmp_path / "s.json"),
                  "--out-dir", str(out)]) == 0  # fmt: skip

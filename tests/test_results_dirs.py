@@ -41,6 +41,8 @@ def test_shipped_configs_write_to_disjoint_folders(tmp_path: Path) -> None:
         paths, _ = _planned(work, *args)
         assert paths and all(p.startswith(f"results/{name}/") for p in paths), name
         planned[name] = paths
+        # only paper.yaml declares gpu_memory_gib: its GPU jobs wait for the memory check
+        assert (f"results/{name}/estimate.md" in paths) == (name == "paper"), name
     assert not planned["config"] & planned["paper"] and not planned["ci"] & planned["config"]
 
 

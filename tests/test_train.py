@@ -298,7 +298,10 @@ def gloo_problem() -> str | None:
     return None
 
 
-def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path, accumulate: int) -> None:
+    """Two ranks; with accumulate 2 each rank's 16 images run as two micro-batches of 8, the
+    gradients all-reduced once per step (DDP's no_sync on the first)."""
     problem = gloo_problem()
     if problem:
         pytest.skip(problem)
@@ -306,13 +309,15 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
     worker = tmp_path / "worker.py"
     worker.write_text(
         f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nimport test_train as t\n"
-        f"t.run(t.RetrainConfig(epochs=2, batch_size=32, lr=0.1), {str(out)!r})\n"
+        f"t.run(t.RetrainConfig(epochs=2, batch_size=32, lr=0.1, accumulate={accumulate}), "
+        f"{str(out)!r})\n"
     )
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run([*launch, str(worker)], capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     result = json.loads((out / "result.json").read_text())
     assert result["world_size"] == 2 and result["test_images"] == 128
+    assert result["config"]["accumulate"] == accumulate
     rows = read_metrics(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     # the test metrics, all-reduced over both ranks' halves, are those of the checkpointed model

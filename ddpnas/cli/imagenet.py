@@ -113,8 +113,9 @@ def _cmd_standin(args: argparse.Namespace) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
+    from ddpnas.data.locations import resolve_cache_dir
     from ddpnas.engine.experiment import run_experiment
-    from ddpnas.retrain.imagenet import search_sets
+    from ddpnas.retrain.imagenet import search_protocol, search_sets
 
     block, device, threads = _settings(args)
     if "search" not in block:
@@ -131,6 +132,8 @@ def _cmd_search(args: argparse.Namespace) -> None:
         held_out=block["held_out"],
         train_size=train.get("train_size"),
         valid_size=train.get("valid_size"),
+        workers=block["workers"],
+        cache_dir=resolve_cache_dir(block.get("cache")),
     )
     record = run_experiment(
         "imagenet-search",
@@ -142,7 +145,10 @@ def _cmd_search(args: argparse.Namespace) -> None:
         device=device,
         threads=threads,
         datasets=datasets,
-        record_extra={"dataset": _dataset_info(root, resolution)},
+        record_extra={
+            "dataset": _dataset_info(root, resolution),
+            **search_protocol(resolution, block["held_out"], train),
+        },
     )
     print(f"imagenet search seed {args.seed}: {record['arch']} ({record['search_seconds']:.1f} s)")
 
@@ -195,17 +201,20 @@ def _cmd_retrain(args: argparse.Namespace) -> None:
     device = resolve_device(device_name)
     torch.set_num_threads(threads)
     root = _root(args, block)
+    stage, default = (block["transfer"], "darts_imagenet") if args.genotype else (
+        block["retrain"], "ddpnas_v1")  # fmt: skip
+    chosen = stage.get("protocol", {"name": default})
+    cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
     source = ImageNetSource(
         root,
         block["resolution"],
         device=device,
         workers=block["workers"],
         gpu_decode=block["gpu_decode"],
+        augment=cfg,
         channels_last=device.type == "cuda",
     )
-    stage, default, build, extra = _network(args, block, source.num_classes)
-    chosen = stage.get("protocol", {"name": default})
-    cfg = protocol(chosen["name"], chosen.get("overrides", {}), args.seed)
+    _, _, build, extra = _network(args, block, source.num_classes)
     extra |= {"protocol": chosen["name"], "dataset": _dataset_info(root, block["resolution"])}
     result = retrain(
         build,

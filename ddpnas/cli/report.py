@@ -199,9 +199,20 @@ def _cmd_costs(args: argparse.Namespace) -> None:
 
 def _cmd_estimate(args: argparse.Namespace) -> None:
     from ddpnas.config.load import load_config
-    from ddpnas.report.estimate import estimate, estimate_text
+    from ddpnas.io.files import atomic_write, ensure_writable
+    from ddpnas.report.estimate import check_memory, estimate, estimate_text
 
-    print(estimate_text(estimate(load_config(args.config)), args.config))
+    ensure_writable(args.out, "--out")
+    config = load_config(args.config)
+    if args.gpu_memory_gib is not None:
+        config["gpu_memory_gib"] = args.gpu_memory_gib
+    df = estimate(config)
+    text = estimate_text(df, config, args.config)
+    if args.check_memory:
+        check_memory(df, config.get("gpu_memory_gib"))
+    if args.out:
+        atomic_write(args.out, lambda tmp: tmp.write_text(text + "\n"))
+    print(text)
 
 
 def _cmd_timing(args: argparse.Namespace) -> None:
@@ -367,11 +378,20 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
     est = _command(
         report,
         "estimate",
-        "estimated GPU-hours of a config, per stage",
+        "GPU-hours, peak memory per GPU and the paper plan of a config",
         _cmd_estimate,
         "--config config/paper.yaml",
     )
     est.add_argument("--config", required=True, help="YAML config (e.g. config/paper.yaml)")
+    est.add_argument(
+        "--check-memory",
+        action="store_true",
+        help="exit 2 naming every job whose peak memory per GPU exceeds gpu_memory_gib",
+    )
+    est.add_argument(
+        "--gpu-memory-gib", type=float, help="GPU memory to check against (default: the config's)"
+    )
+    est.add_argument("--out", help="also write the estimate here (Markdown)")
     timing = _command(
         report,
         "timing",

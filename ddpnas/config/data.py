@@ -6,6 +6,8 @@ from pydantic import Field
 
 from ddpnas.config.options import (
     Options,
+    Unset,
+    absent,
 )
 
 
@@ -26,6 +28,12 @@ class Data(Options):
             ".pth). null -> <root>/nasbench201 -> $DDPNAS_NB201 -> $DDPNAS_DATA/nasbench201 -> "
             "$TORCH_HOME."
         ),
+    )
+    nb201_split: str | Unset = absent(
+        "NAS-Bench-201's official cifar10-valid split file (cifar-split.txt). Absent: looked for "
+        "beside the NAS-Bench-201 location (<dir>/splits/). Used when CIFAR-10 is the canonical "
+        "release (the index lists refer to its order); other copies get the seeded stratified "
+        "25k/25k split, and every record names the split it used."
     )
     cache: str | None = Field(
         None, description="Decoded-image cache. null -> $DDPNAS_CACHE -> ~/.cache/ddpnas."

@@ -31,13 +31,40 @@ class ProtocolOverrides(Options):
     amp: bool | None = absent()
     grad_clip: Number | Unset = absent(ge=0)
     label_smoothing: Fraction | Unset = absent()
+    accumulate: Positive | Unset = absent(
+        "Micro-batches per optimiser step: each GPU holds batch_size / (GPUs x accumulate) "
+        "images at once and batch norm normalises over that many, as on that many GPUs "
+        "(ddpnas_v1's 1024 on one GPU: accumulate 4 = the authors' 256 per V100)."
+    )
+    lr_step: Literal["epoch", "iteration"] | Unset = absent(
+        "When the cosine learning rate is annealed: per optimiser step (ProxylessNAS, the "
+        "ddpnas_v1 default) or per epoch."
+    )
+    crop_scale: list[float] | Unset = absent(
+        "Random resized crop's area range [low, high] (ddpnas_v1: the authors' [0.1, 1]; "
+        "darts_imagenet: torchvision's [0.08, 1]).",
+        min_length=2,
+        max_length=2,
+    )
+    crop_ratio: list[float] | Unset = absent(
+        "Random resized crop's aspect range (ddpnas_v1: [0.8, 1.25]; darts_imagenet: [3/4, 4/3]).",
+        min_length=2,
+        max_length=2,
+    )
+    jitter: list[float] | Unset = absent(
+        "Colour jitter [brightness, contrast, saturation, hue] (darts_imagenet: DARTS's "
+        "[0.4, 0.4, 0.4, 0.2]; ddpnas_v1: none, as the authors' DALI pipeline).",
+        min_length=4,
+        max_length=4,
+    )
 
 
 class ImagenetProtocol(Options):
-    """A published ImageNet protocol (ddpnas_v1: 120 epochs, batch 1024, lr 0.4 cosine, label
-    smoothing 0.1, no weight decay on BN; darts_imagenet: 250 epochs, batch 128, lr 0.1 x 0.97 per
-    epoch, auxiliary 0.4, clip 5) and overrides of its fields
-    (ddpnas.retrain.loop.RetrainConfig)."""
+    """A published ImageNet protocol (ddpnas_v1: 120 epochs, batch 1024, lr 0.4 cosine per
+    iteration, label smoothing 0.1, no weight decay on BN, crop area 0.1-1 and aspect 0.8-1.25, no
+    jitter; darts_imagenet: 250 epochs, batch 128, lr 0.1 x 0.97 per epoch, auxiliary 0.4, clip 5,
+    colour jitter 0.4/0.4/0.4/0.2) and overrides of its fields (ddpnas.retrain.setup.RetrainConfig;
+    fp32 without TF32 unless amp)."""
 
     name: Literal["ddpnas_v1", "darts_imagenet"]
     overrides: ProtocolOverrides = block()
@@ -110,7 +137,18 @@ class Imagenet(Options):
             "Class-balanced training images held out to score architectures (ProxylessNAS)."
         ),
     )
-    workers: NonNegative = Field(8, description="DataLoader worker processes.")
+    workers: NonNegative = Field(
+        8,
+        description=(
+            "Worker processes that decode images: the search's one-off decode into its cache and "
+            "retraining's DataLoader (set it to the GPU host's cores)."
+        ),
+    )
+    cache: str | Unset = absent(
+        "Folder of the search's decoded images (uint8 at search_resolution, reused across "
+        "restarts, keyed by file list and resolution; 1.28 M images take 15 GiB at 64 px). "
+        "Absent: $DDPNAS_CACHE, else ~/.cache/ddpnas."
+    )
     gpu_decode: bool | None = Field(
         None, description="Decode JPEG batches on the GPU (nvJPEG). null = when running on CUDA."
     )

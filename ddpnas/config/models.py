@@ -18,6 +18,7 @@ from ddpnas.config.data import Data
 from ddpnas.config.generation import Generation
 from ddpnas.config.imagenet import Imagenet
 from ddpnas.config.options import (
+    Number,
     Options,
     Positive,
     Unset,
@@ -48,6 +49,13 @@ class Config(Options):
             "`--resources gpu=<GPUs> gpu_slots=<GPUs x gpu_share>` (a resource left out is "
             "unlimited)."
         ),
+    )
+    gpu_memory_gib: Number | None = absent(
+        "Memory of each GPU the jobs run on, in GiB (e.g. 79 for an 80 GB H100, 139 for an "
+        "H200). When set, the pipeline's first job (memory_check: `ddpnas report estimate "
+        "--check-memory`) refuses, before any GPU job, a config with a job whose estimated peak "
+        "per GPU exceeds it. Absent: not checked.",
+        gt=0,
     )
     results_dir: str | Unset = absent(
         "Folder of this config's pipeline outputs (absent: results/<config file name>, e.g. "

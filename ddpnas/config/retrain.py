@@ -30,7 +30,7 @@ class RetrainProtocol(Options):
     """The training protocol (defaults are DARTS's CIFAR-10 evaluation protocol)."""
 
     epochs: Positive = 600
-    batch_size: Positive = 96
+    batch_size: Positive = Field(96, description="Images per optimiser step, over all GPUs.")
     lr: Number = Field(0.025, gt=0)
     momentum: Number = Field(0.9, ge=0)
     weight_decay: Number = Field(0.0003, ge=0)
@@ -49,6 +49,10 @@ class RetrainProtocol(Options):
     )
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
     channels_last: bool | None = None
+    accumulate: Positive | Unset = absent(
+        "Micro-batches per optimiser step: each GPU holds batch_size / (gpus x accumulate) "
+        "images at once (and batch norm normalises over that many). Absent: 1."
+    )
     eval_batch_size: Positive = 256
     eval_every: Positive = 1
     cuda_graphs: bool | Unset = absent(

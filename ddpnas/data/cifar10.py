@@ -13,9 +13,12 @@ Environment: ``DDPNAS_DATA`` (data root when the config leaves it unset) and ``D
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import shutil
+import socket
+import urllib.error
 import warnings
 import zipfile
 import zlib
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ddpnas.data.locations import ENV_DATA
+from ddpnas.data.locations import ENV_DATA, ENV_NB201
 from ddpnas.errors import ConfigError, DataError
 from ddpnas.io.checkpoints import save_checkpoint
 from ddpnas.io.files import temp_sibling, write_failure
@@ -36,6 +39,9 @@ IMAGE_SHAPE = (3, 32, 32)
 SPLITS = ("train", "test")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 _CACHE_VERSION = 1
+CANONICAL = "canonical"  # ImageSet.origin of the canonical release
+# What a download raises without a network: no route, no name resolution, refused, timed out.
+OFFLINE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror)
 _DECODE_CHUNK = 4096
 
 HOW_TO_GET = f"""How to provide CIFAR-10 (any one of these), then point the config's data root or
@@ -50,11 +56,16 @@ ${ENV_DATA} at it:
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images as uint8 N x 3 x 32 x 32, int64 labels, and the class names in label order."""
+    """Images as uint8 N x 3 x 32 x 32, int64 labels, and the class names in label order.
+
+    ``origin`` is "canonical" for CIFAR-10's canonical release (read by torchvision), whose image
+    order official index lists such as NAS-Bench-201's split refer to; "" otherwise.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: tuple[str, ...]
+    origin: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,7 +73,8 @@ class ImageSet:
     def take(self, indices: torch.Tensor | Sequence[int]) -> ImageSet:
         """The images at ``indices`` (e.g. one side of :func:`nb201_split`), as a new set."""
         index = torch.as_tensor(indices, dtype=torch.int64).to(self.images.device)
-        return ImageSet(self.images[index], self.labels[index.to(self.labels.device)], self.classes)
+        labels = self.labels[index.to(self.labels.device)]
+        return ImageSet(self.images[index], labels, self.classes, self.origin)
 
 
 def load_cifar10(
@@ -110,6 +122,16 @@ def _load_torchvision(root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
 
     try:
         parts = [CIFAR10(str(root), train=train, download=download) for train in (True, False)]
+    except OFFLINE as exc:
+        if not download:
+            raise
+        raise DataError(
+            f"cannot download CIFAR-10 into {root} (no internet here? {type(exc).__name__}: "
+            f"{exc}); on an offline machine set ${ENV_DATA} to a folder holding CIFAR-10 "
+            f"({TORCHVISION_DIR}/, train/ and test/ image folders, or {ZIP_NAME}) and "
+            f"${ENV_NB201} to NAS-Bench-201 (NATS-tss-v1_0-3ffb9-simple/, "
+            "NAS-Bench-201-v1_1-096897.pth or nb201_table.csv.gz), or set data.root in the config"
+        ) from None
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         fix = "" if download else " Allow downloading it (download: true) or see below."
         raise DataError(
@@ -121,6 +143,7 @@ def _load_torchvision(root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
             images=torch.from_numpy(part.data).permute(0, 3, 1, 2).contiguous(),
             labels=torch.tensor(part.targets, dtype=torch.int64),
             classes=tuple(part.classes),
+            origin=CANONICAL,
         )
         for part in parts
     )
@@ -311,6 +334,33 @@ def nb201_split(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torc
         train.append(members[:half])
         valid.append(members[half:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(valid)).values
+
+
+def read_nb201_split(path: str | Path, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, valid) indices of NAS-Bench-201's official split file (``cifar-split.txt``:
+    JSON ``{"train": ["int", ["0", "5", ...]], "valid": [...]}``), checked against a training
+    set of ``n_train`` images: sorted, disjoint, in range."""
+    try:
+        blob = json.loads(Path(path).read_text())
+        halves = [
+            torch.tensor([int(i) for i in blob[name][1]], dtype=torch.int64)
+            for name in ("train", "valid")
+        ]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DataError(
+            f"{path} is not a NAS-Bench-201 split file (JSON with train and valid index lists): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    train, valid = (torch.sort(h).values for h in halves)
+    every = torch.cat([train, valid])
+    if len(every) and (int(every.min()) < 0 or int(every.max()) >= n_train):
+        raise DataError(
+            f"{path} indexes images up to {int(every.max())}, but the training set has {n_train}: "
+            "it belongs to another data set"
+        )
+    if len(torch.unique(every)) != len(every):
+        raise DataError(f"{path}: the train and valid index lists overlap or repeat an index")
+    return train, valid
 
 
 def subset(

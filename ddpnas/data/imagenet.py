@@ -14,14 +14,16 @@ Two ways to feed a model:
   the JPEG bytes and :func:`decode_batch` decoding the whole batch on the GPU with
   ``torchvision.io.decode_jpeg(device="cuda")``;
 - **in memory** (weight-sharing search at small resolution): :func:`decode_to_imageset` decodes a
-  subset once into a uint8 :class:`~ddpnas.data.cifar10.ImageSet` (shorter side resized, centre
-  crop), which the search engine's evaluator serves from memory as it does CIFAR-10.
+  subset once, in parallel worker processes, into a uint8 :class:`~ddpnas.data.cifar10.ImageSet`
+  (shorter side resized, centre crop) cached on disk for restarts (:mod:`ddpnas.data.imagecache`),
+  which the search engine's evaluator serves from memory as it does CIFAR-10.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import warnings
@@ -36,6 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from ddpnas.data.cifar10 import ImageSet
 from ddpnas.errors import ConfigError, DataError, DDPNASError
 from ddpnas.io.files import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
 
 ENV_IMAGENET = "DDPNAS_IMAGENET"
 CONFIG_KEY = "imagenet.root"
@@ -152,18 +156,22 @@ def load_rgb(path: str) -> Any:
 
 
 def train_transform(
-    resolution: int, scale: tuple[float, float] = (0.08, 1.0), jitter: float = 0.0
+    resolution: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
 ) -> Callable:
-    """Random resized crop, flip, optional colour jitter (brightness, contrast, saturation)."""
+    """Random resized crop (area ``scale``, aspect ``ratio``), flip, optional colour jitter
+    (brightness, contrast, saturation, hue; torchvision's ColorJitter), normalise."""
     from torchvision.transforms import v2
 
     steps: list[Any] = [
         v2.ToImage(),
-        v2.RandomResizedCrop(resolution, scale=scale, antialias=True),
+        v2.RandomResizedCrop(resolution, scale=tuple(scale), ratio=tuple(ratio), antialias=True),
         v2.RandomHorizontalFlip(),
     ]
-    if jitter:
-        steps.append(v2.ColorJitter(jitter, jitter, jitter))
+    if any(jitter):
+        steps.append(v2.ColorJitter(*jitter))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return v2.Compose(steps)
 
@@ -215,32 +223,36 @@ def targets(dataset: Dataset) -> list[int]:
     return list(dataset.targets)  # type: ignore[attr-defined]
 
 
-def _resize_crop(image: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Shorter side to ``resolution``, centre crop to square (uint8 C x H x W in and out)."""
-    from torchvision.transforms.v2 import functional as TF
-
-    image = TF.resize(image, resolution, antialias=True)
-    return TF.center_crop(image, resolution)
-
-
 def decode_to_imageset(
-    dataset: Dataset, indices: Sequence[int] | torch.Tensor, resolution: int
+    dataset: Dataset,
+    indices: Sequence[int] | torch.Tensor,
+    resolution: int,
+    *,
+    workers: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool | None = None,
 ) -> ImageSet:
-    """Decode ``indices`` of an ImageFolder-like dataset once into uint8 resolution^2 images."""
-    from torchvision.io import ImageReadMode, decode_image
+    """Decode ``indices`` of an ImageFolder-like dataset once into uint8 resolution^2 images.
+
+    ``workers`` processes decode in parallel; with ``cache_dir`` the images are stored there and
+    a later call on the same files and resolution maps them instead of decoding
+    (:mod:`ddpnas.data.imagecache`).
+    """
+    from ddpnas.data.imagecache import cached_decode
 
     samples = dataset.samples  # type: ignore[attr-defined]
-    index = torch.as_tensor(indices, dtype=torch.int64).tolist()
-    images = torch.empty(len(index), 3, resolution, resolution, dtype=torch.uint8)
-    with _codecs():
-        for row, i in enumerate(index):
-            path = samples[i][0]
-            try:
-                image = decode_image(_read(path), mode=ImageReadMode.RGB)
-            except RuntimeError as exc:
-                raise unreadable(path, exc) from None
-            images[row] = _resize_crop(image, resolution)
-    labels = torch.tensor([samples[i][1] for i in index], dtype=torch.int64)
+    chosen = [samples[i] for i in torch.as_tensor(indices, dtype=torch.int64).tolist()]
+    root = getattr(dataset, "root", "")
+    images, labels, info = cached_decode(
+        root, chosen, resolution, workers=workers, cache_dir=cache_dir, progress=progress
+    )
+    if info["cache"] == "hit":
+        log.info("reused %d decoded images at %d px from %s", len(chosen), resolution, cache_dir)
+    else:
+        log.info(
+            "decoded %d images at %d px in %.1f s with %d workers (cache: %s)",
+            len(chosen), resolution, info["seconds"], workers, cache_dir or "off",
+        )  # fmt: skip
     return ImageSet(images, labels, tuple(dataset.classes))  # type: ignore[attr-defined]
 
 
@@ -300,21 +312,45 @@ def collate_raw(batch: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tenso
 
 
 def _rrc_box(
-    h: int, w: int, scale: tuple[float, float], generator: torch.Generator
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> tuple[int, int, int, int]:
-    """A random-resized-crop box (top, left, height, width), aspect 3/4..4/3, as torchvision's
-    (10 tries, then the centre crop), drawn from ``generator``."""
+    """A random-resized-crop box (top, left, height, width), aspect in ``ratio``, as
+    torchvision's (10 tries, then the centre crop), drawn from ``generator``."""
     area = h * w
-    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
         u = torch.rand(4, generator=generator).tolist()
         target = area * (scale[0] + u[0] * (scale[1] - scale[0]))
-        ratio = math.exp(log_ratio[0] + u[1] * (log_ratio[1] - log_ratio[0]))
-        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        aspect = math.exp(log_ratio[0] + u[1] * (log_ratio[1] - log_ratio[0]))
+        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
         if 0 < cw <= w and 0 < ch <= h:
             return int(u[2] * (h - ch + 1)), int(u[3] * (w - cw + 1)), ch, cw
     side = min(h, w)
     return (h - side) // 2, (w - side) // 2, side, side
+
+
+def _jitter(
+    image: torch.Tensor, jitter: Sequence[float], generator: torch.Generator
+) -> torch.Tensor:
+    """ColorJitter on one uint8 image with factors and order drawn from ``generator``
+    (brightness, contrast, saturation factors uniform in [1 - s, 1 + s], hue shift in [-h, h])."""
+    from torchvision.transforms.v2 import functional as TF
+
+    ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    for k in torch.randperm(4, generator=generator).tolist():
+        strength = jitter[k]
+        if not strength:
+            continue
+        u = float(torch.rand(1, generator=generator))
+        if k == 3:
+            image = ops[k](image, (2 * u - 1) * strength)
+        else:
+            image = ops[k](image, max(0.0, 1 - strength + 2 * u * strength))
+    return image
 
 
 def decode_batch(
@@ -325,11 +361,14 @@ def decode_batch(
     train: bool,
     generator: torch.Generator,
     scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
 ) -> torch.Tensor:
     """Decode a batch of JPEG bytes on ``device`` (nvJPEG on CUDA), crop, flip, normalise.
 
-    Training: random resized crop and flip drawn from ``generator`` (CPU); evaluation: shorter
-    side to resolution / 0.875 and centre crop. Returns float N x 3 x res x res on ``device``.
+    Training: random resized crop (area ``scale``, aspect ``ratio``), flip and optional colour
+    ``jitter``, drawn from ``generator`` (CPU); evaluation: shorter side to resolution / 0.875 and
+    centre crop. Returns float N x 3 x res x res on ``device``.
     """
     from torchvision.io import ImageReadMode, decode_jpeg
     from torchvision.transforms.v2 import functional as TF
@@ -345,10 +384,12 @@ def decode_batch(
     out = []
     for image in images:
         if train:
-            top, left, h, w = _rrc_box(image.shape[1], image.shape[2], scale, generator)
+            top, left, h, w = _rrc_box(image.shape[1], image.shape[2], scale, generator, ratio)
             image = TF.resized_crop(image, top, left, h, w, [resolution] * 2, antialias=True)
             if torch.rand(1, generator=generator).item() < 0.5:
                 image = image.flip(-1)
+            if any(jitter):
+                image = _jitter(image, jitter, generator)
         else:
             image = TF.resize(image, round(resolution / EVAL_CROP_RATIO), antialias=True)
             image = TF.center_crop(image, resolution)

@@ -13,6 +13,7 @@ ENV_DATA = "DDPNAS_DATA"
 ENV_CACHE = "DDPNAS_CACHE"
 ENV_NB201 = "DDPNAS_NB201"
 NB201_DIR = "nasbench201"
+NB201_SPLIT = "cifar-split.txt"  # NAS-Bench-201's official cifar10-valid split
 
 
 def resolve_data_root(config_value: str | None) -> Path | None:
@@ -51,3 +52,20 @@ def nb201_locations(
     home = Path(torch_home) if torch_home else Path.home() / ".torch"
     found.append(("$TORCH_HOME" if torch_home else "~/.torch", home.expanduser()))
     return found
+
+
+def nb201_split_file(data: dict[str, Any] | None = None) -> Path | None:
+    """NAS-Bench-201's official ``cifar-split.txt``: ``data.nb201_split``, else the first found
+    beside a NAS-Bench-201 location (``<dir>/splits/``, ``<dir>/``, or the folder of a file);
+    None when there is none."""
+    data = data or {}
+    if data.get("nb201_split"):
+        return Path(data["nb201_split"]).expanduser()
+    for _, location in nb201_locations(data=data):
+        if not location.exists():
+            continue
+        folder = location if location.is_dir() else location.parent
+        for candidate in (folder / "splits" / NB201_SPLIT, folder / NB201_SPLIT):
+            if candidate.is_file():
+                return candidate
+    return None

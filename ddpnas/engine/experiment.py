@@ -11,8 +11,15 @@ import numpy as np
 import torch
 
 from ddpnas.config.load import validate_search
-from ddpnas.data.cifar10 import ImageSet, load_cifar10, nb201_split, subset
-from ddpnas.data.locations import resolve_cache_dir, resolve_data_root
+from ddpnas.data.cifar10 import (
+    CANONICAL,
+    ImageSet,
+    load_cifar10,
+    nb201_split,
+    read_nb201_split,
+    subset,
+)
+from ddpnas.data.locations import nb201_split_file, resolve_cache_dir, resolve_data_root
 from ddpnas.engine.evaluators import SupernetEvaluator, TabularEvaluator
 from ddpnas.engine.loop import SearchOutcome, run_search
 from ddpnas.errors import ConfigError, DDPNASError
@@ -58,19 +65,43 @@ def fingerprint(spec: dict[str, Any], seed: int, device: torch.device) -> dict[s
 
 def search_split(spec: dict[str, Any], data: dict[str, Any]) -> tuple[ImageSet, ImageSet]:
     """The train/valid images of a weight-sharing search (the same for every seed and method)."""
+    train, valid, _ = search_data(spec, data)
+    return train, valid
+
+
+def search_data(
+    spec: dict[str, Any], data: dict[str, Any]
+) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+    """(train, valid, split) of a weight-sharing search; ``split`` names the split for records.
+
+    On CIFAR-10's canonical release with NAS-Bench-201's official ``cifar-split.txt`` at hand,
+    the official cifar10-valid halves; otherwise (a JPEG copy stored per class, whose order the
+    official indices do not refer to, or no split file) the seeded stratified halves.
+    """
     train_all, _ = load_cifar10(
         resolve_data_root(data.get("root")),
         cache_dir=resolve_cache_dir(data.get("cache")),
         download=data.get("download", True),
     )
-    train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
+    split_file = nb201_split_file(data)
+    if train_all.origin == CANONICAL and split_file is not None:
+        train_idx, valid_idx = read_nb201_split(split_file, len(train_all))
+        split = {"name": "cifar10-valid (NAS-Bench-201 official)", "file": split_file.name}
+    else:
+        train_idx, valid_idx = nb201_split(train_all.labels, seed=SPLIT_SEED)
+        why = (
+            "no official cifar-split.txt found (set data.nb201_split)"
+            if train_all.origin == CANONICAL
+            else "not the canonical CIFAR-10 release, which the official index lists refer to"
+        )
+        split = {"name": f"stratified 25k/25k halves, seed {SPLIT_SEED} (not official: {why})"}
     train_size, valid_size = (spec["train"][k] for k in SIZE_KEYS)
     labels = train_all.labels
     if train_size is not None:
         train_idx = subset(train_idx, train_size, SPLIT_SEED, labels=labels, what=TRAIN_SIZE)
     if valid_size is not None:
         valid_idx = subset(valid_idx, valid_size, SPLIT_SEED, labels=labels, what=VALID_SIZE)
-    return train_all.take(train_idx), train_all.take(valid_idx)
+    return train_all.take(train_idx), train_all.take(valid_idx), split
 
 
 def save_supernet(path: str | Path, name: str, spec: dict[str, Any], seed: int, model: Any) -> None:
@@ -280,6 +311,10 @@ def search_record(
     seed_everything(seed)
     space = get_space(spec["space"])
     strategy = strategy_cls(space, mode=spec["mode"], **spec["strategy_args"])
+    split: dict[str, Any] = {}
+    if spec["mode"] == "weight_sharing" and datasets is None:
+        train_set, valid_set, info = search_data(spec, data)
+        datasets, split = (train_set, valid_set), {"split": info}
     evaluator = _evaluator(spec, space, strategy, seed, data, dev, bench, datasets)
     outcome = run_search(
         strategy,
@@ -290,7 +325,11 @@ def search_record(
         stale_checkpoint=stale_checkpoint,
         progress=progress,
     )
-    record = {**_record(name, spec, seed, space, strategy, outcome, dev), **(record_extra or {})}
+    record = {
+        **_record(name, spec, seed, space, strategy, outcome, dev),
+        **split,
+        **(record_extra or {}),
+    }
     if supernet_out is not None:
         assert isinstance(evaluator, SupernetEvaluator)
         save_supernet(supernet_out, name, spec, seed, evaluator.model)

@@ -35,6 +35,37 @@ def _data_label(retrain: dict[str, Any]) -> str:
     return f"ImageNet, {info.get('resolution', '?')} px"
 
 
+def _pair(values: Any) -> str:
+    return "-".join(f"{v:.3g}" for v in values)
+
+
+def protocol_text(search: dict[str, Any], retrain: dict[str, Any]) -> str:
+    """How a row of ours was searched and retrained, where it can differ from the published
+    protocols: search resolution, augmentation and lr (vs XNAS); retraining batch per GPU, crop,
+    jitter, lr steps and precision. Results written before these were recorded show less."""
+    parts = []
+    searched = search.get("search_protocol")
+    if searched and retrain.get("kind") != "cell transferred":
+        parts.append(
+            f"search {searched['resolution']} px, {searched['augmentation']}, "
+            f"{searched['lr_schedule']} ({searched['differs']})"
+        )
+    cfg = retrain.get("config", {})
+    if cfg:
+        accumulate = cfg.get("accumulate", 1)
+        per_gpu = cfg["batch_size"] // retrain.get("world_size", 1) // accumulate
+        jitter = cfg.get("jitter") or (0, 0, 0, 0)
+        scale, ratio = cfg.get("crop_scale", (0.08, 1)), cfg.get("crop_ratio", (3 / 4, 4 / 3))
+        crop = f"{_pair(scale)} / {_pair(ratio)}"
+        parts.append(
+            f"retrain {retrain.get('protocol', '?')}: batch {cfg['batch_size']} = "
+            f"{retrain.get('world_size', 1)} GPU x {accumulate} x {per_gpu}, crop {crop}, "
+            f"jitter {_pair(jitter) if any(jitter) else 'none'}, "
+            f"lr per {cfg.get('lr_step', 'epoch')}, {retrain.get('precision', 'fp32')}"
+        )
+    return "; ".join(parts) or "-"
+
+
 def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.DataFrame:
     """One row per (search record, retrain result) of ours, then the published rows."""
     rows = []
@@ -45,6 +76,7 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
                 "method": f"{search['label']} ({retrain['kind']})",
                 "source": f"ours: {search['experiment']} seed {search['seed']}",
                 "data": _data_label(retrain),
+                "protocol": protocol_text(search, retrain),
                 "top1": 100.0 * retrain["test_acc"],
                 "top5": 100.0 * retrain["test_top5"],
                 "params_m": retrain["params_m"],
@@ -71,6 +103,7 @@ def imagenet_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> pd.Data
                     + ("" if entry["checked"] else " [unchecked]"),
                     "source": table["source"],
                     "data": "ImageNet (published)",
+                    "protocol": "published",
                     "top1": values["top1"],
                     "top5": values.get("top5"),
                     "params_m": values.get("params_m"),
@@ -102,6 +135,7 @@ def imagenet_display(df: pd.DataFrame) -> pd.DataFrame:
         {
             "Method": df["method"],
             "Data": df["data"],
+            "Protocol (where it can differ)": df["protocol"],
             "Top-1 (%)": df["top1"].map(lambda v: _num(v, 2)),
             "Top-5 (%)": df["top5"].map(lambda v: _num(v, 2)),
             "Params (M)": df["params_m"].map(lambda v: _num(v, 2)),

@@ -14,10 +14,12 @@ instead of tensors in memory; top-5 is reported beside top-1.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -44,11 +46,13 @@ from ddpnas.retrain.setup import (
     BatchSource,
     MemorySource,
     RetrainConfig,
-    cudnn_autotune,
     cutout,
     distributed,
     drop_path_schedule,
+    kernels,
+    micro_batches,
     param_groups,
+    precision,
     subset_indices,
     sync_batchnorm,
 )
@@ -56,6 +60,15 @@ from ddpnas.runtime import environment, run_cost, runtime_fingerprint, seed_ever
 from ddpnas.spaces.complexity import count_flops, count_macs
 
 CHECKPOINT_VERSION = 1
+# Protocol fields added after checkpoints existed, with the value that reproduces the code before
+# them: at that value they stay out of the fingerprint, so those checkpoints still resume.
+LATER_FIELDS: dict[str, Any] = {
+    "accumulate": 1,
+    "lr_step": "epoch",
+    "crop_scale": (0.08, 1.0),
+    "crop_ratio": (3 / 4, 4 / 3),
+    "jitter": (0.0, 0.0, 0.0, 0.0),
+}
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
 RESULT_NAME = "result.json"
@@ -94,7 +107,7 @@ def retrain(
     """
     out = Path(out_dir)
     ckpt = Path(checkpoint) if checkpoint is not None else out / CHECKPOINT_NAME
-    with distributed(torch.device(device)) as (rank, world, dev), cudnn_autotune(dev):
+    with distributed(torch.device(device)) as (rank, world, dev), kernels(dev, cfg):
         run = Retrainer(model_fn, train_set, test_set, cfg, dev, rank, world)
         if rank == 0:
             _remove_stale_temps([ckpt, out / METRICS_NAME, out / RESULT_NAME])
@@ -147,8 +160,11 @@ class Retrainer:
             amp=on_cuda if cfg.amp is None else cfg.amp,
             channels_last=on_cuda if cfg.channels_last is None else cfg.channels_last,
         )
-        if cfg.batch_size % world:
-            raise ConfigError(f"batch_size {cfg.batch_size} does not split over {world} ranks")
+        if cfg.batch_size % (world * cfg.accumulate):
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} does not split over {world} ranks x "
+                f"{cfg.accumulate} micro-batches (accumulate)"
+            )
         if cfg.cuda_graphs and world > 1:
             raise ConfigError("retrain cuda_graphs runs in one process; set gpus: 1 or turn it off")
         self.device, self.rank, self.world = device, rank, world
@@ -181,11 +197,7 @@ class Retrainer:
             weight_decay=cfg.weight_decay,
             nesterov=cfg.nesterov,
         )
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, cfg.epochs)
-            if cfg.lr_schedule == "cosine"
-            else torch.optim.lr_scheduler.ExponentialLR(self.optimizer, cfg.lr_gamma)
-        )
+        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch())
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=bool(cfg.amp) and cfg.amp_dtype == "float16"
         )
@@ -207,7 +219,8 @@ class Retrainer:
         drop_path = drop_path_schedule(cfg.drop_path_prob, epoch, cfg.epochs)
         self.net.drop_path_prob = drop_path
         train_loss, train_acc = self._train(epoch)
-        self.scheduler.step()
+        if cfg.lr_step == "epoch":
+            self.scheduler.step()
         test_loss = test_acc = test_top5 = None
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
             test_loss, test_acc, test_top5 = self._evaluate()
@@ -236,24 +249,47 @@ class Retrainer:
         )
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One SGD step on a batch; (main-head loss, logits), detached."""
+        """One SGD step on a batch (in ``accumulate`` micro-batches); (main-head loss, logits),
+        detached."""
         cfg = self.cfg
-        with self._autocast():
-            logits, aux = _outputs(self.model(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            objective = loss
-            if aux is not None:
-                objective = loss + cfg.auxiliary_weight * F.cross_entropy(
-                    aux, y, label_smoothing=cfg.label_smoothing
-                )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(objective).backward()
+        sizes = micro_batches(len(y), cfg.batch_size // self.world // cfg.accumulate)
+        if len(sizes) == 1:
+            loss, logits = self._backward(x, y, 1.0)
+        else:
+            parts = [
+                self._backward(xs, ys, len(ys) / len(y), sync=i == len(sizes) - 1)
+                for i, (xs, ys) in enumerate(zip(x.split(sizes), y.split(sizes), strict=True))
+            ]
+            loss = torch.stack([part[0] for part in parts]).sum()
+            logits = torch.cat([part[1] for part in parts])
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach(), logits.detach()
+        return loss, logits
+
+    def _backward(
+        self, x: torch.Tensor, y: torch.Tensor, weight: float, sync: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward of one (micro-)batch whose loss weighs ``weight`` of the step;
+        DDP all-reduces the gradients only on the ``sync`` one (the last)."""
+        cfg = self.cfg
+        skip = not sync and isinstance(self.model, DistributedDataParallel)
+        with self.model.no_sync() if skip else contextlib.nullcontext():  # forward and backward
+            with self._autocast():
+                logits, aux = _outputs(self.model(x))
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                objective = loss
+                if aux is not None:
+                    objective = loss + cfg.auxiliary_weight * F.cross_entropy(
+                        aux, y, label_smoothing=cfg.label_smoothing
+                    )
+                if weight != 1.0:
+                    objective = objective * weight
+            self.scaler.scale(objective).backward()
+        return (loss.detach() * weight if weight != 1.0 else loss.detach()), logits.detach()
 
     def _train(self, epoch: int) -> tuple[float, float]:
         """One pass over this rank's shard; (mean cross-entropy of the main head, top-1)."""
@@ -266,9 +302,7 @@ class Retrainer:
         torch.manual_seed(rng_seed)  # drop path and any dropout replay exactly after a resume
         augment = device_generator(torch.Generator().manual_seed(aug_seed), self.device)
         local_batch = cfg.batch_size // self.world
-        shard = order[self.rank :: self.world][: self.n_train // self.world]
-        if len(shard) % local_batch == 1:  # batch norm cannot train on a single image
-            shard = shard[:-1]
+        shard = order[self.rank :: self.world][: self.shard_size()]
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -278,9 +312,20 @@ class Retrainer:
             if cfg.cutout:
                 cutout(x, cfg.cutout, augment)
             loss, logits = step(x, y)
+            if cfg.lr_step == "iteration":
+                self.scheduler.step()
             loss_sum += loss.double() * len(y)
             correct += (logits.argmax(1) == y).sum()
         return self._mean_over_ranks(loss_sum, correct, len(shard))[:2]
+
+    def shard_size(self) -> int:
+        """Training images of one rank per epoch (a last batch of one image is dropped: batch
+        norm cannot train on a single image)."""
+        size = self.n_train // self.world
+        return size - 1 if size % (self.cfg.batch_size // self.world) == 1 else size
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.shard_size() / (self.cfg.batch_size // self.world))
 
     @torch.inference_mode()
     def _evaluate(self) -> tuple[float, float, float]:
@@ -361,12 +406,31 @@ class Retrainer:
             "train_images": self.n_train,
             "test_images": self.n_test,
             "world_size": self.world,
+            "precision": precision(self.cfg, self.device),
             "sync_bn": any(isinstance(m, nn.SyncBatchNorm) for m in self.net.modules()),
             "wall_seconds": self.wall_seconds,
             "environment": environment(self.device),
             "cost": run_cost(self.device, self.world),
-            "config": dataclasses.asdict(self.cfg),
+            "config": {  # as JSON reads it back: tuples as lists
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self.cfg).items()
+            },
         }
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, cfg: RetrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine to 0 over the run, stepped per epoch (DARTS) or per optimiser step (ProxylessNAS:
+    ``lr_step`` iteration), or ``lr_gamma`` per epoch (DARTS's ImageNet protocol)."""
+    if cfg.lr_schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, cfg.lr_gamma)
+    if cfg.lr_step == "epoch":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs)
+    total = cfg.epochs * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
 
 
 def _outputs(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]) -> tuple[Any, Any]:
@@ -378,9 +442,14 @@ def _fingerprint(cfg: RetrainConfig, net: nn.Module, n_train: int, n_test: int) 
     """Identity of a run; the module tree tells apart genotypes whose weights have equal shapes.
 
     ``cuda_graphs`` changes speed, not results, so a run may resume with it flipped (and
-    checkpoints written before the switch existed still match).
+    checkpoints written before the switch existed still match). Fields added later
+    (:data:`LATER_FIELDS`) count only when they differ from the behaviour before them.
     """
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "cuda_graphs"}
+    config = {
+        k: v
+        for k, v in dataclasses.asdict(cfg).items()
+        if k != "cuda_graphs" and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
     text = json.dumps(
         {"config": config, "data": [n_train, n_test], "model": repr(net)},
         sort_keys=True,

@@ -27,6 +27,7 @@ from ddpnas.errors import ConfigError, DDPNASError
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 LR_SCHEDULES = ("cosine", "exponential")
+LR_STEPS = ("epoch", "iteration")
 SUBSET_SEED = 0  # subsets do not follow the run seed, so seeds differ only in training noise
 
 
@@ -41,6 +42,14 @@ class RetrainConfig:
     ``grad_clip`` 0 disables clipping.
     ``cuda_graphs`` captures the training step once per epoch and replays it
     (:mod:`ddpnas.engine.cuda_graph`; one process only, not with float16 loss scaling).
+    ``accumulate`` splits each rank's batch into that many micro-batches, one forward and backward
+    each, and takes one optimiser step: the per-GPU memory is that of batch_size / (ranks x
+    accumulate) images, and batch norm normalises over each micro-batch, as on that many GPUs.
+    ``lr_step`` "iteration" anneals the cosine after every optimiser step (ProxylessNAS), "epoch"
+    once per epoch (DARTS). ``crop_scale``, ``crop_ratio`` (random resized crop: area fraction and
+    aspect range) and ``jitter`` (colour jitter: brightness, contrast, saturation, hue) are the
+    ImageNet training augmentation; CIFAR-10 sources pad, crop and flip and ignore them. Without
+    ``amp`` the run is strict fp32: TF32 is turned off on CUDA for its duration.
     """
 
     epochs: int = 600
@@ -66,6 +75,11 @@ class RetrainConfig:
     lr_schedule: str = "cosine"
     lr_gamma: float = 0.97
     cuda_graphs: bool = False
+    accumulate: int = 1
+    lr_step: str = "epoch"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         """Reject impossible values up front rather than hours into a run."""
@@ -87,10 +101,37 @@ class RetrainConfig:
             raise ConfigError(f"retrain lr_schedule must be one of {list(LR_SCHEDULES)}")
         if not 0 <= self.label_smoothing < 1 or not 0 < self.lr_gamma <= 1:
             raise ConfigError("retrain label_smoothing must be in [0, 1) and lr_gamma in (0, 1]")
+        self._check_schedule_and_augmentation()
         if self.cuda_graphs and self.amp is not False and self.amp_dtype == "float16":
             raise ConfigError(
                 "retrain cuda_graphs cannot capture float16 loss scaling (it reads the device "
                 "every step); use amp_dtype bfloat16 or turn cuda_graphs off"
+            )
+
+    def _check_schedule_and_augmentation(self) -> None:
+        if self.accumulate < 1 or self.batch_size % self.accumulate:
+            raise ConfigError(
+                f"retrain accumulate must be >= 1 and divide batch_size {self.batch_size}, got "
+                f"{self.accumulate}"
+            )
+        if self.lr_step not in LR_STEPS:
+            raise ConfigError(f"retrain lr_step must be one of {list(LR_STEPS)}")
+        if self.lr_step == "iteration" and self.lr_schedule != "cosine":
+            raise ConfigError("retrain lr_step iteration is for the cosine schedule only")
+        if self.lr_step == "iteration" and self.cuda_graphs:
+            raise ConfigError(
+                "retrain cuda_graphs bakes one learning rate into each epoch's graph; use "
+                "lr_step epoch or turn cuda_graphs off"
+            )
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1 or not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ConfigError(
+                f"retrain crop_scale must be 0 < low <= high <= 1 and crop_ratio 0 < low <= high, "
+                f"got {self.crop_scale} and {self.crop_ratio}"
+            )
+        if len(self.jitter) != 4 or min(self.jitter) < 0 or self.jitter[3] > 0.5:
+            raise ConfigError(
+                "retrain jitter is (brightness, contrast, saturation, hue), each >= 0, hue <= 0.5"
             )
 
 
@@ -181,6 +222,18 @@ def cutout(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.
     return batch.masked_fill_(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0.0)
 
 
+def micro_batches(n: int, size: int) -> list[int]:
+    """Sizes of the micro-batches that one step's ``n`` images are split into: pieces of
+    ``size`` (the per-GPU batch), the rest last; a trailing single image joins the piece before
+    it, since batch norm cannot train on one image."""
+    if n <= size or size < 1:
+        return [n]
+    sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    if sizes[-1] == 1:
+        sizes[-2:] = [sizes[-2] + 1]
+    return sizes
+
+
 def subset_indices(labels: torch.Tensor, cfg: RetrainConfig, key: str) -> torch.Tensor:
     """All indices (``cfg.<key>`` None), or a class-stratified subset that is the same for every
     seed; more than there are is an error naming ``retrain <key>``."""
@@ -237,6 +290,36 @@ def cudnn_autotune(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = previous
+
+
+@contextlib.contextmanager
+def strict_fp32(device: torch.device, on: bool) -> Iterator[None]:
+    """Turn TF32 off on CUDA while ``on`` (a protocol run in fp32): PyTorch lets cuDNN
+    convolutions use TF32 by default, so on an A100/H100 an "fp32" run would not be fp32."""
+    if not on or device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@contextlib.contextmanager
+def kernels(device: torch.device, cfg: RetrainConfig) -> Iterator[None]:
+    """The run's kernel settings: cuDNN autotuning on CUDA, and TF32 off when it is fp32."""
+    with cudnn_autotune(device), strict_fp32(device, precision(cfg, device).startswith("fp32")):
+        yield
+
+
+def precision(cfg: RetrainConfig, device: torch.device) -> str:
+    """What the arithmetic was, for the result: the autocast dtype, or fp32 (TF32 off on CUDA)."""
+    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
+    if amp:
+        return f"{cfg.amp_dtype} autocast"
+    return "fp32, TF32 off" if device.type == "cuda" else "fp32"
 
 
 def sync_batchnorm(net: nn.Module, world: int, device: torch.device) -> nn.Module:

@@ -219,3 +219,11 @@ def cost_inputs():
 
 def cost_tables():
     return expand("<results>/tables/costs.{ext}", ext=["csv", "md", "tex"])
+
+
+def memory_checked():
+    """The memory check's report as an input of a GPU rule when the config declares
+    gpu_memory_gib (memory.smk), else nothing; ancient(): its reruns never outdate a result."""
+    if config.get("gpu_memory_gib") is None:
+        return []
+    return [ancient("<results>/estimate.md")]

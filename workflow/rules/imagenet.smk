@@ -31,6 +31,7 @@ rule imagenet_standin:
 rule imagenet_search:
     input:
         imagenet_root_input(),
+        memory_checked(),
     output:
         "<results>/imagenet/search/seed{seed}.json",
     conda:
@@ -60,6 +61,7 @@ rule imagenet_retrain:
     input:
         root=imagenet_root_input(),
         arch=imagenet_arch,
+        memory=memory_checked(),
     output:
         result="<results>/imagenet/retrain/{net}/seed{seed}/result.json",
         metrics="<results>/imagenet/retrain/{net}/seed{seed}/metrics.csv",
@@ -91,6 +93,7 @@ rule imagenet_transfer:
     input:
         root=imagenet_root_input(),
         genotype="<results>/genotypes/{exp}/seed{seed}.txt",
+        memory=memory_checked(),
     output:
         result="<results>/imagenet/transfer/{exp}/seed{seed}/result.json",
         metrics="<results>/imagenet/transfer/{exp}/seed{seed}/metrics.csv",

@@ -7,6 +7,7 @@ rule nb201_ranking:
     input:
         runs=ranking_runs("search"),
         supernets=ranking_runs("supernets"),
+        memory=memory_checked(),
     output:
         csv="<results>/tables/nb201_ranking.csv",
         md=report(

@@ -22,7 +22,8 @@ rule genotype:
 
 rule retrain:
     input:
-        "<results>/genotypes/{exp}/seed{seed}.txt",
+        genotype="<results>/genotypes/{exp}/seed{seed}.txt",
+        memory=memory_checked(),
     output:
         result="<results>/retrain/{exp}/seed{seed}/result.json",
         metrics="<results>/retrain/{exp}/seed{seed}/metrics.csv",
@@ -46,6 +47,6 @@ rule retrain:
         **retrain_resources(),
         gpu_slots=retrain_gpu_slots(),
     shell:
-        "{params.launcher} retrain --genotype {input} --retrain {params.retrain:q}"
+        "{params.launcher} retrain --genotype {input.genotype} --retrain {params.retrain:q}"
         " --data {params.data:q} --seed {wildcards.seed} --out-dir {params.out_dir}"
         " --device {params.device} --threads {threads} --stale-checkpoint restart > {log} 2>&1"

@@ -6,6 +6,8 @@
 
 
 rule search:
+    input:
+        memory_checked(),
     output:
         record="<results>/search/{exp}/seed{seed}.json",
         # the trained supernet, for the ranking check (ranking.smk)
