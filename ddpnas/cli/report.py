@@ -205,11 +205,16 @@ def _cmd_timing(args: argparse.Namespace) -> None:
 
 def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report import readme
-    from ddpnas.report.tables import load_runs
 
-    records = args.records or sorted(Path(args.tables).parent.glob("search/*/seed*.json"))
-    runs = load_runs(records, ("experiment", "seed", "environment"))
-    block = readme.render(args.tables, runs, args.config)
+    readme.check_markers(args.readme)
+    if args.run:
+        if args.check:
+            raise DDPNASError(
+                "--check compares the README with the committed --snapshot; leave out --run"
+            )
+        readme.write_snapshot(args.run, args.snapshot, args.config)
+        print(f"{args.snapshot}: the tables of {args.run}")
+    block = readme.render(args.snapshot, readme.readme_link(args.snapshot, args.readme))
     fresh = readme.update(args.readme, block, check=args.check)
     print(f"{args.readme}: results section {'up to date' if fresh else 'regenerated'}")
 
@@ -351,18 +356,29 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
     readme = _command(
         report,
         "readme",
-        "regenerate the README's results section",
+        "regenerate the README's results section (from a committed copy of a run's tables)",
         _cmd_readme,
-        "--check",
+        "--run results/config  (then: ddpnas report readme --check)",
     )
-    readme.add_argument("--tables", default="results/tables", help="folder of *.md tables")
+    readme.add_argument(
+        "--run",
+        help="a finished run's folder (its tables/*.md and search/ records): copy them into "
+        "--snapshot first; without it the section is rendered from --snapshot alone",
+    )
+    readme.add_argument(
+        "--snapshot",
+        default="results/reference/config",
+        help="committed copy of the run's tables (and run.json, its provenance) that the "
+        "section is generated from (default: %(default)s)",
+    )
     readme.add_argument("--readme", default="README.md", help="the file whose section is written")
-    readme.add_argument("--config", default="config/config.yaml", help="config the run used")
     readme.add_argument(
-        "--records", nargs="*", help="search records (default: <tables>/../search/*/seed*.json)"
+        "--config", default="config/config.yaml", help="config the run used (with --run)"
     )
     readme.add_argument(
-        "--check", action="store_true", help="exit non-zero when the README differs; write nothing"
+        "--check",
+        action="store_true",
+        help="exit 2 when the README's section differs from --snapshot; write nothing",
     )
 
 

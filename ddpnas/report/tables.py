@@ -16,6 +16,7 @@ import yaml
 from ddpnas.errors import DDPNASError
 from ddpnas.io.files import atomic_write
 from ddpnas.nasbench.table import NB201Bench
+from ddpnas.report.html_table import write_html_table
 
 # Table column -> NAS-Bench-201 metric (200-epoch figures, as in the NAS-Bench-201 paper's table).
 NB201_COLUMNS = {
@@ -260,7 +261,7 @@ def provenance(runs: list[dict[str, Any]]) -> list[str]:
 def write_table(
     df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str] = ()
 ) -> None:
-    """Write ``stem``.csv (raw numbers), .md and .tex (formatted), each atomically."""
+    """Write ``stem``.csv (raw numbers), .md, .tex and .html (formatted), each atomically."""
     stem = Path(stem)
     atomic_write(stem.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
     footer = "".join(f"\n- {note}" for note in notes)
@@ -268,6 +269,7 @@ def write_table(
     atomic_write(stem.with_suffix(".md"), lambda tmp: tmp.write_text(markdown))
     latex = display.to_latex(index=False, caption=title, escape=True)
     atomic_write(stem.with_suffix(".tex"), lambda tmp: tmp.write_text(latex))
+    write_html_table(display, stem.with_suffix(".html"), title, notes)
 
 
 PAPER_PROTOCOL = {"epochs": 600, "train_size": None, "test_size": None}
