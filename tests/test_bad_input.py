@@ -150,6 +150,13 @@ CASES = {
     "second-run-same-checkpoint": Case(
         lambda t: _search(TABULAR, "other.json", "--checkpoint", "ck.pt"), ["ck.pt", "in use"],
         ["other.json", "ck.pt"], _locked("ck.pt")),
+    "nb201-lookup-bad-token": Case(
+        lambda t: ["nb201", "lookup", "|nor_conv_3x3~0|+|none~0|nor_cnv_3x3~1|+|none~0|none~1|"
+                   "none~2|"], ["'nor_cnv_3x3~1'", "unknown op", "nor_conv_3x3"]),
+    "imagenet-search-without-imagenet": Case(
+        lambda t: ["imagenet", "search", "--config", str(REPO / "config" / "paper.yaml"),
+                   "--out", "rec.json"], ["ImageNet not found", "`ddpnas imagenet standin`"],
+        setup=lambda t, m: m.delenv("DDPNAS_IMAGENET", raising=False)),
 }  # fmt: skip
 
 

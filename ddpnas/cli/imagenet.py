@@ -252,16 +252,29 @@ def _cmd_table(args: argparse.Namespace) -> None:
     write_table(df, imagenet_display(df), args.out, "ImageNet: top-1 / top-5", notes=notes)
 
 
+def _example(args: str) -> str:
+    return f"example:\n  ddpnas imagenet {args}"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``ddpnas imagenet <command>``."""
     imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
     cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
 
-    standin = cmds.add_parser("standin", help="build an ImageNet-format stand-in from CIFAR-10")
+    standin = cmds.add_parser(
+        "standin",
+        help="build an ImageNet-format stand-in from CIFAR-10",
+        epilog=_example("standin --cifar-zip ../shared/data/cifar10-jpeg.zip --out standin/"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     standin.add_argument("--cifar-zip", required=True, help="cifar10-jpeg.zip")
     standin.add_argument("--out", required=True, help="output folder (train/, val/)")
-    standin.add_argument("--train-per-class", type=int, default=30)
-    standin.add_argument("--val-per-class", type=int, default=10)
+    standin.add_argument(
+        "--train-per-class", type=int, default=30, help="training images per class (default 30)"
+    )
+    standin.add_argument(
+        "--val-per-class", type=int, default=10, help="validation images per class (default 10)"
+    )
     standin.add_argument("--size", type=int, default=64, help="image side after upscaling")
     standin.set_defaults(func=_cmd_standin)
 
@@ -273,14 +286,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, default=0, help="the one seed of the run")
         add_runtime(parser)
 
-    search = cmds.add_parser("search", help="search the mobile space on ImageNet's search split")
+    search = cmds.add_parser(
+        "search",
+        help="search the mobile space on ImageNet's search split",
+        epilog=_example(
+            "search --config config/paper.yaml --root /data/imagenet --seed 0 --out search.json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(search)
     search.add_argument("--out", required=True, help="search record (JSON)")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
     add_stale_checkpoint(search)
     search.set_defaults(func=_cmd_search)
 
-    retrain = cmds.add_parser("retrain", help="retrain a mobile arch or a DARTS cell on ImageNet")
+    retrain = cmds.add_parser(
+        "retrain",
+        help="retrain a mobile arch or a DARTS cell on ImageNet",
+        epilog=_example("retrain --config config/paper.yaml --arch search.json --out-dir retrain/"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(retrain)
     what = retrain.add_mutually_exclusive_group(required=True)
     what.add_argument("--arch", help="search record, {'arch': ...} JSON, or canonical string file")
@@ -292,7 +317,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_stale_checkpoint(retrain)
     retrain.set_defaults(func=_cmd_retrain)
 
-    table = cmds.add_parser("table", help="results/tables/imagenet.{csv,md,tex}")
+    table = cmds.add_parser(
+        "table",
+        help="results/tables/imagenet.{csv,md,tex,html}",
+        epilog=_example(
+            "table --searches search.json --retrains retrain/result.json --out tables/imagenet"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     table.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
     table.add_argument("--retrains", nargs="+", required=True, help="retrain result.json files")
     table.add_argument("--out", required=True, help="output stem")
