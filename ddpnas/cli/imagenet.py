@@ -252,20 +252,24 @@ def _cmd_table(args: argparse.Namespace) -> None:
     write_table(df, imagenet_display(df), args.out, "ImageNet: top-1 / top-5", notes=notes)
 
 
-def _example(args: str) -> str:
-    return f"example:\n  ddpnas imagenet {args}"
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``ddpnas imagenet <command>``."""
-    imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
-    cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
-
-    standin = cmds.add_parser(
-        "standin",
-        help="build an ImageNet-format stand-in from CIFAR-10",
-        epilog=_example("standin --cifar-zip ../shared/data/cifar10-jpeg.zip --out standin/"),
+def _parser(
+    cmds: argparse._SubParsersAction, name: str, about: str, example: str
+) -> argparse.ArgumentParser:
+    """One ``imagenet`` subcommand with its help and an example in its epilog."""
+    return cmds.add_parser(
+        name,
+        help=about,
+        epilog=f"example:\n  ddpnas imagenet {name} {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _standin_parser(cmds: argparse._SubParsersAction) -> None:
+    standin = _parser(
+        cmds,
+        "standin",
+        "build an ImageNet-format stand-in from CIFAR-10",
+        "--cifar-zip ../shared/data/cifar10-jpeg.zip --out standin/",
     )
     standin.add_argument("--cifar-zip", required=True, help="cifar10-jpeg.zip")
     standin.add_argument("--out", required=True, help="output folder (train/, val/)")
@@ -278,6 +282,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     standin.add_argument("--size", type=int, default=64, help="image side after upscaling")
     standin.set_defaults(func=_cmd_standin)
 
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``ddpnas imagenet <command>``."""
+    imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
+    cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
+
+    _standin_parser(cmds)
+
     def common(parser: argparse.ArgumentParser) -> None:
         given = parser.add_mutually_exclusive_group(required=True)
         given.add_argument("--config", help="YAML config (its imagenet block, device, threads)")
@@ -286,13 +298,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, default=0, help="the one seed of the run")
         add_runtime(parser)
 
-    search = cmds.add_parser(
+    search = _parser(
+        cmds,
         "search",
-        help="search the mobile space on ImageNet's search split",
-        epilog=_example(
-            "search --config config/paper.yaml --root /data/imagenet --seed 0 --out search.json"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "search the mobile space on ImageNet's search split",
+        "--config config/paper.yaml --root /data/imagenet --seed 0 --out search.json",
     )
     common(search)
     search.add_argument("--out", required=True, help="search record (JSON)")
@@ -300,11 +310,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_stale_checkpoint(search)
     search.set_defaults(func=_cmd_search)
 
-    retrain = cmds.add_parser(
+    retrain = _parser(
+        cmds,
         "retrain",
-        help="retrain a mobile arch or a DARTS cell on ImageNet",
-        epilog=_example("retrain --config config/paper.yaml --arch search.json --out-dir retrain/"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "retrain a mobile arch or a DARTS cell on ImageNet",
+        "--config config/paper.yaml --arch search.json --out-dir retrain/",
     )
     common(retrain)
     what = retrain.add_mutually_exclusive_group(required=True)
@@ -317,13 +327,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_stale_checkpoint(retrain)
     retrain.set_defaults(func=_cmd_retrain)
 
-    table = cmds.add_parser(
+    table = _parser(
+        cmds,
         "table",
-        help="results/tables/imagenet.{csv,md,tex,html}",
-        epilog=_example(
-            "table --searches search.json --retrains retrain/result.json --out tables/imagenet"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "results/tables/imagenet.{csv,md,tex,html}",
+        "--searches search.json --retrains retrain/result.json --out tables/imagenet",
     )
     table.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
     table.add_argument("--retrains", nargs="+", required=True, help="retrain result.json files")
