@@ -292,7 +292,8 @@ def _run_sweep(
         notes,
     )
     figure = args.figure or f"results/figures/generation_{name}.png"
-    sweep_figure(df, resource, scale, unit, figure, f"{name}: generated from {source}", cells)
+    title = f"{name}: architectures generated from theta, {resource} budgets"
+    sweep_figure(df, resource, scale, unit, figure, title, cells, args.objective)
     feasible = int(df["feasible"].sum())
     print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
     if "gap" in df:

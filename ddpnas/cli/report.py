@@ -295,7 +295,7 @@ def _evidence_parsers(report: argparse._SubParsersAction) -> None:
         "--out results/tables/bound --figures results/figures --seeds 100",
     )
     _out(bound, "writes .csv/.md/.tex and _cost.*")
-    bound.add_argument("--figures", required=True, help="folder for bound_{T,epochs,cost}.png")
+    bound.add_argument("--figures", required=True, help="folder for bound_T.png and bound_cost.png")
     bound.add_argument("--seeds", type=int, help="Monte-Carlo replicates per setting (override)")
     bound.add_argument("--bound", help="the config's report.bound block as JSON (default: schema)")
     _data(bound)

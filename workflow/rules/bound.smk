@@ -3,7 +3,7 @@
 
 BOUND_OUTPUTS = [
     f"<results>/tables/{stem}.{ext}" for stem in ("bound", "bound_cost") for ext in ("csv", "md", "tex", "html")
-] + [f"<results>/figures/bound_{name}.png" for name in ("T", "epochs", "cost")]
+] + [f"<results>/figures/bound_{name}.png" for name in ("T", "cost")]
 
 
 rule bound:
@@ -31,12 +31,6 @@ rule bound:
             caption="../report/bound_T.rst",
             category="Bound",
             labels={"figure": "failure vs T"},
-        ),
-        fig_epochs=report(
-            "<results>/figures/bound_epochs.png",
-            caption="../report/bound_epochs.rst",
-            category="Bound",
-            labels={"figure": "failure vs search epochs"},
         ),
         fig_cost=report(
             "<results>/figures/bound_cost.png",
