@@ -218,12 +218,16 @@ def _events_text(events: dict[str, Any], edges: int) -> str:
 def _log_epoch(strategy: Strategy, entry: dict[str, Any], best: float, planned: int | None) -> None:
     """A log line per epoch instead of a bar when nobody watches a terminal: the epoch, what
     was trained and validated, events, and a summary of theta (whole in the record)."""
+    evaluated = len(entry["evaluated"])
     parts = [
         f"{strategy.name} epoch {entry['epoch'] + 1}/{planned or '?'}",
         f"trained {_shorten(entry['arch']) if entry['arch'] else 'a per-batch plan'}",
-        f"best valid_acc of {len(entry['evaluated'])} evaluated {best:.4f}",
+        f"best valid_acc of {evaluated} evaluated {best:.4f}" if evaluated else "none validated",
         f"{entry['seconds']:.2f}s",
     ]
+    if "train_loss" in entry:
+        top1 = entry.get("train_acc", float("nan"))
+        parts.insert(2, f"train loss {entry['train_loss']:.4f}, top-1 {top1:.4f}")
     events = _events_text(entry["events"], strategy.space.num_edges)
     if events:
         parts.append(events)
