@@ -45,7 +45,7 @@ lint: $(STAMP)
 # install chromium yourself, or that one test skips and says so.
 browser:
 	command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	chromium --version
 
 # The config's JSON schema for editors, exported from the typed models (a test checks the copy).
