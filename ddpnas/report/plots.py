@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ddpnas.io.files import atomic_write
 
@@ -87,6 +88,7 @@ def theta_plot(run: dict[str, Any]) -> Figure:
             continue
         _theta_panel(ax, epochs, theta, e, prunes)
         ax.set_title(f"edge {edges[e]}", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [plt.Line2D([], [], color=f"C{k % 10}", lw=1.5, label=op) for k, op in enumerate(ops)]
     handles.append(plt.Line2D([], [], color="0.5", ls=":", label=f"uniform 1/{len(ops)}"))
     if prunes:
@@ -104,5 +106,6 @@ def theta_figure(run: dict[str, Any], out: str | Path) -> None:
     """Write :func:`theta_plot` of ``run`` to ``out`` (its suffix names the format)."""
     with plt.style.context("default"), plt.rc_context(STYLE):
         fig = theta_plot(run)
-        atomic_write(out, lambda tmp: fig.savefig(tmp, format=Path(out).suffix[1:] or "png"))
+        fmt = Path(out).suffix[1:] or "png"
+        atomic_write(out, lambda tmp: fig.savefig(tmp, format=fmt, bbox_inches="tight"))
         plt.close(fig)
