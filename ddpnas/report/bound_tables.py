@@ -238,7 +238,8 @@ def _monte_carlo(ax: Any, group: pd.DataFrame, color: str, label: str) -> None:
     seen = group[group["failures"] > 0]
     rate = seen["rate"].to_numpy()
     err = [rate - seen["ci_low"].to_numpy(), seen["ci_high"].to_numpy() - rate]
-    ax.errorbar(seen["T"], rate, yerr=err, fmt="o", ms=3.5, color=color, capsize=2, label=label)
+    ax.errorbar(seen["T"], rate, yerr=err, fmt="o", ms=3.5, color=color, capsize=2,
+                label=label if len(seen) else None)  # fmt: skip
     zero = group[group["failures"] == 0]
     if len(zero):
         ax.plot(zero["T"], zero["ci_high"], "v", ms=5, mfc="none", color=color,
