@@ -194,6 +194,7 @@ class DARTS(Strategy):
     options: DARTSOptions
     modes = ("weight_sharing",)
     logs_theta = True
+    theta_label = "softmax(alpha)"
     mixed_ops = True
 
     def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:

@@ -207,6 +207,7 @@ class ENAS(Strategy):
     options: ENASOptions
     modes = ("weight_sharing",)
     logs_theta = True
+    theta_label = "policy probability (controller marginal)"
 
     def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
         super().__init__(space, mode, **options)

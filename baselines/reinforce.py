@@ -81,6 +81,7 @@ class Reinforce(BudgetedSearch):
     Options = ReinforceOptions
     options: ReinforceOptions
     logs_theta = True
+    theta_label = "policy probability"
 
     def __init__(self, space: SearchSpace, *, mode: str = "tabular", **options: Any) -> None:
         super().__init__(space, mode=mode, **options)

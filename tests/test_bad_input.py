@@ -446,6 +446,13 @@ CASES = {
         lambda t: ["report", "ranking", "--runs", EMPTY, "--supernets", "s.pt", "--out", "r",
                    "--figure", "f.png", "--sample-seed", TOO_BIG],
         ["--sample-seed", "2**63"], ["r.csv", "f.png"]),
+    "nb201-lookup-bad-token": Case(
+        lambda t: ["nb201", "lookup", "|nor_conv_3x3~0|+|none~0|nor_cnv_3x3~1|+|none~0|none~1|"
+                   "none~2|"], ["'nor_cnv_3x3~1'", "unknown op", "nor_conv_3x3"]),
+    "imagenet-search-without-imagenet": Case(
+        lambda t: ["imagenet", "search", "--config", str(REPO / "config" / "paper.yaml"),
+                   "--out", "rec.json"], ["ImageNet not found", "`ddpnas imagenet standin`"],
+        setup=lambda t, m: m.delenv("DDPNAS_IMAGENET", raising=False)),
 }  # fmt: skip
 
 

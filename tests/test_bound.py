@@ -229,8 +229,8 @@ def test_figures_are_byte_identical(shipped_rows, tmp_path: Path) -> None:
     df, outcomes = shipped_rows
     gaps = curve_gaps(outcomes)
     part = df[df["credits"] == "bernoulli"]
-    failure_figure(part, gaps, "epochs", tmp_path / "a.png")
-    failure_figure(part, gaps, "epochs", tmp_path / "b.png")
+    failure_figure(part, gaps, tmp_path / "a.png")
+    failure_figure(part, gaps, tmp_path / "b.png")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
@@ -251,7 +251,6 @@ def test_cli_writes_tables_and_figures_and_rejects_bad_input(tmp_path: Path, cap
     assert sorted(p.name for p in figures.iterdir()) == [
         "bound_T.png",
         "bound_cost.png",
-        "bound_epochs.png",
     ]
     bad = tmp_path / "bad"
     assert (
@@ -287,3 +286,29 @@ def test_an_op_tied_for_best_is_a_success_not_a_failure() -> None:
     assert not _failures(np.array([[1, 0]]), means).any()
     assert _failures(np.array([[0, 2]]), means).all()
     assert _failures(np.array([[2, 1]]), means).all()
+
+
+def test_failure_figure_shows_every_panel_and_marks_zero_failures(shipped_rows) -> None:
+    """One figure vs T (search epochs on the top axis): every panel labelled, bound curves never
+    clipped below the axis top, and each zero-failure setting an open triangle with "0 / N"."""
+    import matplotlib.pyplot as plt
+
+    from ddpnas.report.bound_tables import failure_plot
+
+    df, outcomes = shipped_rows
+    fig = failure_plot(df, curve_gaps(outcomes))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == df["credits"].nunique()
+    top = panels[0].get_ylim()[1]
+    for ax in panels:
+        assert ax.get_xlabel() == "rounds per prune T" and ax.get_yscale() == "log"
+        assert any(a.get_xlabel().startswith("search epochs T(") for a in ax.child_axes)
+        curves = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) > 5]
+        assert curves and all(max(c) <= top for c in curves)  # nothing off the scale
+    assert panels[0].get_ylabel() == "P(found != per-edge optimum)"
+    zero = df[df["failures"] == 0]
+    triangles = [line for ax in panels for line in ax.get_lines() if line.get_marker() == "v"]
+    assert sum(len(line.get_xdata()) for line in triangles) == len(zero) > 0
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert f"0 / {TEST_SEEDS} failures: 95% upper limit" in legend
+    plt.close(fig)

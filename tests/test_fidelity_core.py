@@ -87,12 +87,15 @@ def test_ci_configfile_replaces_the_default_config_and_schedules_only_its_jobs(
     # a generic table per searched space without a tabular benchmark (ci: the DARTS space)
     assert int(counts["searches_table"]) == len({s["space"] for s in specs} - {"nb201"})
     # searches + genotypes + retrains + figures + the two tables + the generic table(s) + bound
-    # + generations + ranking + costs + all
+    # + generations + ranking + costs + timing + all
     generations = len(config.get("generate", {}))
     ranking = int(bool(config["report"]["ranking"]["experiments"]))
     generic = int(counts["searches_table"])
+    assert int(counts["timing_table"]) == 1
     expected = (
-        per_seed + tabular + 2 * retrained + theta + 2 + generic + 1 + generations + ranking + 1 + 1
+        (per_seed + tabular + 2 * retrained + theta + 2 + generic + 1 + generations + ranking + 1)
+        + 1
+        + 1
     )
     assert int(counts["total"]) == expected
 

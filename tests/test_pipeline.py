@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
+from report_browser import browser_or_skip, table_views
 
 from ddpnas.cli.main import main
 from ddpnas.engine.evaluators import TabularEvaluator
@@ -205,8 +206,21 @@ def test_resumable_jobs_replace_a_checkpoint_of_another_config() -> None:
     assert all("--stale-checkpoint restart" in line for line in resumable)
 
 
+@pytest.fixture(scope="module")
+def ci_report(ci_run: Path, cache_dir: Path) -> Path:
+    """The HTML report of the session's ci run (report.html beside its results/), made once for
+    the tests of this module that read it."""
+    report = ci_run / "report.html"
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(ci_run),
+         "--configfile", str(ci_run / "ci.yaml"), "--report", str(report)],
+        env=_env(cache_dir), check=True, capture_output=True,
+    )  # fmt: skip
+    return report
+
+
 @pytest.mark.slow
-def test_pipeline_on_ci_config(ci_run: Path, cache_dir: Path, bench) -> None:
+def test_pipeline_on_ci_config(ci_run: Path, ci_report: Path, bench) -> None:
     results = ci_run / "results" / "ci"  # each config writes under results/<its name>
     check_records_pinned(results / "search")
     table = pd.read_csv(results / "tables" / "nb201.csv")
@@ -282,28 +296,28 @@ def test_pipeline_on_ci_config(ci_run: Path, cache_dir: Path, bench) -> None:
     ours = costs[costs["source"].str.startswith("ours")]
     assert set(ours["stage"]) == {"search", "retrain"} and (ours["unit"] == "CPU-hours").all()
     # Every table is whole (what `report readme` checks); no job left a lock or temp file.
-    readme.render(results / "tables", [record], "config/ci.yaml")
+    for md in (results / "tables").glob("*.md"):
+        readme.read_table(md)
     assert not [p for p in ci_run.rglob(".*") if p.suffix in (".lock", ".tmp")]
-    report = ci_run / "report.html"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "--directory",
-            str(ci_run),
-            "--configfile",
-            str(ci_run / "ci.yaml"),
-            "--report",
-            str(report),
-        ],
-        env=_env(cache_dir),
-        check=True,
-        capture_output=True,
-    )
-    assert report.stat().st_size > 0
+    assert ci_report.stat().st_size > 0
+    timing = pd.read_csv(results / "tables" / "timing.csv")  # a rule of the run, in the report
+    assert "search/nb201-ddpnas-ws" in set(timing["group"]) and (timing["wall_s"] > 0).all()
+
+
+@pytest.mark.slow
+def test_report_shows_every_table_inline_with_its_caption(ci_run: Path, ci_report: Path) -> None:
+    """Headless Chromium opens report.html and clicks each table: an HTML table is visible in
+    the page (not a download), with its title as caption and the report's description."""
+    chromium = browser_or_skip()
+    views = table_views(ci_report, chromium, ["Tables", "Bound"])
+    tables = sorted(p.stem for p in (ci_run / "results" / "ci" / "tables").glob("*.html"))
+    assert "timing" in tables and "nb201" in tables
+    assert len(views) == len(tables), [v.label for v in views]
+    for view in views:
+        assert view.body_rows >= 1 and view.width > 100 and view.height > 20, view
+        assert view.caption and view.description, view
+    titles = " | ".join(v.caption for v in views)
+    assert "Where the pipeline's time goes" in titles and "NAS-Bench-201" in titles
 
 
 def test_cli_exports_the_compact_table_from_the_official_files(tmp_path: Path) -> None:

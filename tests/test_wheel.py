@@ -13,6 +13,7 @@ import site
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,12 @@ def test_wheel_installs_and_validates_a_config(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("ddpnas-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (meta,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        description = archive.read(meta).decode().split("\n\n", 1)[1]
+    # a short long-description: what it is, install, the README link; not the whole README
+    assert len(description) < 2000 and "[README](README.md)" in description
+    assert "make run" in description and "results:start" not in description
 
     target = tmp_path / "venv"
     venv.create(target, with_pip=False)

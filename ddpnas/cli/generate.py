@@ -288,7 +288,8 @@ def _run_sweep(
         f"Generation under a {resource} budget ({name})",
         notes,
     )
-    sweep_figure(df, resource, scale, unit, figure, f"{name}: generated from {source}", cells)
+    title = f"{name}: architectures generated from theta, {resource} budgets"
+    sweep_figure(df, resource, scale, unit, figure, title, cells, args.objective)
     feasible = int(df["feasible"].sum())
     print(f"{feasible}/{len(df)} budgets feasible; wrote {stem}.{{csv,md,tex}} and {figure}")
     if "gap" in df:
@@ -364,10 +365,21 @@ def _sweep_notes(
     return notes
 
 
+EXAMPLES = """examples:
+  ddpnas generate --record results/config/search/nb201-ddpnas-tabular/seed0.json \\
+      --budget macs=100e6 --out arch.json
+  ddpnas generate --record results/config/search/nb201-ddpnas-tabular/seed0.json \\
+      --sweep macs=10e6:220e6:15 --table generation_nb201 --figure generation_nb201.png
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``ddpnas generate``."""
     gen = sub.add_parser(
-        "generate", help="the most probable architecture of a theta within resource budgets"
+        "generate",
+        help="the most probable architecture of a theta within resource budgets",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = gen.add_mutually_exclusive_group(required=True)
     source.add_argument("--record", help="search record (JSON); its theta before the last prune")
@@ -377,11 +389,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--network", help="standalone network kwargs as JSON (default: the space's)")
     gen.add_argument("--budget", action="append", help="RESOURCE=NUMBER, e.g. macs=300e6; repeat")
     gen.add_argument("--sweep", help="RESOURCE=LO:HI:N: a Pareto table and figure over budgets")
-    gen.add_argument("--objective", default="log", choices=["log", "theta"])
+    gen.add_argument(
+        "--objective",
+        default="log",
+        choices=["log", "theta"],
+        help="maximise the sum over edges of log theta (log: the architecture's log-probability, "
+        "default) or of theta",
+    )
     gen.add_argument("--min-alive", type=int, default=2, help="survivors per edge in the theta")
     gen.add_argument("--latency", help="'device' (measured here, cached) or a phone-table YAML")
-    gen.add_argument("--missing", default="error", choices=["error", "exclude"])
-    gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    gen.add_argument(
+        "--missing",
+        default="error",
+        choices=["error", "exclude"],
+        help="a choice the latency table lacks: an error (default) or excluded, never guessed",
+    )
+    gen.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where re-measured latency runs (--latency device)",
+    )
     gen.add_argument("--bench", help="NAS-Bench-201 source for the sweep's true front")
     gen.add_argument("--data", help="the config's data block as JSON (locates the benchmark)")
     gen.add_argument("--out", help="arch.json of the generated architecture")

@@ -264,12 +264,25 @@ def _cmd_table(args: argparse.Namespace) -> None:
     write_table(df, imagenet_display(df), args.out, "ImageNet: top-1 / top-5", notes=notes)
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``ddpnas imagenet <command>``."""
-    imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
-    cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
+def _parser(
+    cmds: argparse._SubParsersAction, name: str, about: str, example: str
+) -> argparse.ArgumentParser:
+    """One ``imagenet`` subcommand with its help and an example in its epilog."""
+    return cmds.add_parser(
+        name,
+        help=about,
+        epilog=f"example:\n  ddpnas imagenet {name} {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
-    standin = cmds.add_parser("standin", help="build an ImageNet-format stand-in from CIFAR-10")
+
+def _standin_parser(cmds: argparse._SubParsersAction) -> None:
+    standin = _parser(
+        cmds,
+        "standin",
+        "build an ImageNet-format stand-in from CIFAR-10",
+        "--cifar-zip ../shared/data/cifar10-jpeg.zip --out standin/",
+    )
     standin.add_argument("--cifar-zip", required=True, help="cifar10-jpeg.zip")
     standin.add_argument(
         "--out", required=True, help="output folder (train/, val/); new or empty, see --force"
@@ -279,11 +292,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a stand-in an earlier build wrote at --out (nothing else is ever replaced)",
     )
-    standin.add_argument("--train-per-class", type=int, default=30)
-    standin.add_argument("--val-per-class", type=int, default=10)
+    standin.add_argument(
+        "--train-per-class", type=int, default=30, help="training images per class (default 30)"
+    )
+    standin.add_argument(
+        "--val-per-class", type=int, default=10, help="validation images per class (default 10)"
+    )
     standin.add_argument("--size", type=int, default=64, help="image side after upscaling")
     standin.set_defaults(func=_cmd_standin)
     declare_outputs(standin, lambda args: [Output("--out", args.out, is_dir=True)])
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``ddpnas imagenet <command>``."""
+    imagenet = sub.add_parser("imagenet", help="ImageNet stage (or its CIFAR-10 stand-in)")
+    cmds = imagenet.add_subparsers(dest="imagenet_command", required=True)
+
+    _standin_parser(cmds)
 
     def common(parser: argparse.ArgumentParser) -> None:
         given = parser.add_mutually_exclusive_group(required=True)
@@ -293,7 +318,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, default=0, help="the one seed of the run")
         add_runtime(parser)
 
-    search = cmds.add_parser("search", help="search the mobile space on ImageNet's search split")
+    search = _parser(
+        cmds,
+        "search",
+        "search the mobile space on ImageNet's search split",
+        "--config config/paper.yaml --root /data/imagenet --seed 0 --out search.json",
+    )
     common(search)
     search.add_argument("--out", required=True, help="search record (JSON)")
     search.add_argument("--checkpoint", help="checkpoint file; resumed from when it exists")
@@ -304,7 +334,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         lambda args: [Output("--out", args.out), Output("--checkpoint", args.checkpoint)],
     )
 
-    retrain = cmds.add_parser("retrain", help="retrain a mobile arch or a DARTS cell on ImageNet")
+    retrain = _parser(
+        cmds,
+        "retrain",
+        "retrain a mobile arch or a DARTS cell on ImageNet",
+        "--config config/paper.yaml --arch search.json --out-dir retrain/",
+    )
     common(retrain)
     what = retrain.add_mutually_exclusive_group(required=True)
     what.add_argument("--arch", help="search record, {'arch': ...} JSON, or canonical string file")
@@ -317,7 +352,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     retrain.set_defaults(func=_cmd_retrain)
     declare_outputs(retrain, out_dir_output)
 
-    table = cmds.add_parser("table", help="results/tables/imagenet.{csv,md,tex}")
+    table = _parser(
+        cmds,
+        "table",
+        "results/tables/imagenet.{csv,md,tex,html}",
+        "--searches search.json --retrains retrain/result.json --out tables/imagenet",
+    )
     table.add_argument("--searches", nargs="+", required=True, help="search records (JSON)")
     table.add_argument("--retrains", nargs="+", required=True, help="retrain result.json files")
     table.add_argument("--out", required=True, help="output stem")

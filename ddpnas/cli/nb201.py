@@ -24,9 +24,13 @@ def _cmd_lookup(args: argparse.Namespace) -> None:
     from ddpnas.config.load import load_config
     from ddpnas.nasbench.files import load_bench
 
+    key: int | str = int(args.arch) if args.arch.isdigit() else args.arch
+    if isinstance(key, str):  # a bad string fails here, naming its bad token, before any load
+        from ddpnas.spaces.nb201 import NB201Space
+
+        NB201Space().str_to_arch(key)
     data = load_config(args.config)["data"] if Path(args.config).exists() else {}
     bench = load_bench(args.source, data=data)
-    key: int | str = int(args.arch) if args.arch.isdigit() else args.arch
     print(
         json.dumps(
             {

@@ -229,11 +229,16 @@ def _cmd_timing(args: argparse.Namespace) -> None:
 
 def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report import readme
-    from ddpnas.report.tables import load_runs
 
-    records = args.records or sorted(Path(args.tables).parent.glob("search/*/seed*.json"))
-    runs = load_runs(records, ("experiment", "seed", "environment"))
-    block = readme.render(args.tables, runs, args.config)
+    readme.check_markers(args.readme)
+    if args.run:
+        if args.check:
+            raise DDPNASError(
+                "--check compares the README with the committed --snapshot; leave out --run"
+            )
+        readme.write_snapshot(args.run, args.snapshot, args.config)
+        print(f"{args.snapshot}: the tables of {args.run}")
+    block = readme.render(args.snapshot, readme.readme_link(args.snapshot, args.readme))
     fresh = readme.update(args.readme, block, check=args.check)
     print(f"{args.readme}: results section {'up to date' if fresh else 'regenerated'}")
 
@@ -333,7 +338,7 @@ def _evidence_parsers(report: argparse._SubParsersAction) -> None:
         "--out results/tables/bound --figures results/figures --seeds 100",
     )
     _out(bound, "writes .csv/.md/.tex and _cost.*")
-    bound.add_argument("--figures", required=True, help="folder for bound_{T,epochs,cost}.png")
+    bound.add_argument("--figures", required=True, help="folder for bound_T.png and bound_cost.png")
     bound.add_argument("--seeds", type=int, help="Monte-Carlo replicates per setting (override)")
     bound.add_argument("--bound", help="the config's report.bound block as JSON (default: schema)")
     _data(bound)
@@ -405,18 +410,29 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
     readme = _command(
         report,
         "readme",
-        "regenerate the README's results section",
+        "regenerate the README's results section (from a committed copy of a run's tables)",
         _cmd_readme,
-        "--check",
+        "--run results/config  (then: ddpnas report readme --check)",
     )
-    readme.add_argument("--tables", default="results/tables", help="folder of *.md tables")
+    readme.add_argument(
+        "--run",
+        help="a finished run's folder (its tables/*.md and search/ records): copy them into "
+        "--snapshot first; without it the section is rendered from --snapshot alone",
+    )
+    readme.add_argument(
+        "--snapshot",
+        default="results/reference/config",
+        help="committed copy of the run's tables (and run.json, its provenance) that the "
+        "section is generated from (default: %(default)s)",
+    )
     readme.add_argument("--readme", default="README.md", help="the file whose section is written")
-    readme.add_argument("--config", default="config/config.yaml", help="config the run used")
     readme.add_argument(
-        "--records", nargs="*", help="search records (default: <tables>/../search/*/seed*.json)"
+        "--config", default="config/config.yaml", help="config the run used (with --run)"
     )
     readme.add_argument(
-        "--check", action="store_true", help="exit non-zero when the README differs; write nothing"
+        "--check",
+        action="store_true",
+        help="exit 2 when the README's section differs from --snapshot; write nothing",
     )
     declare_outputs(readme, lambda args: [] if args.check else [Output("--readme", args.readme)])
 

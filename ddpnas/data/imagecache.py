@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ddpnas.errors import DataError
-from ddpnas.io.files import DISK_FULL, write_json
+from ddpnas.io.files import WRITE_LIMITS, write_json
 
 CACHE_VERSION = 1
 # What produced the pixels: torchvision's full JPEG decode, antialiased shorter-side resize,
@@ -204,7 +204,7 @@ def _store(
         write_json(header, {"version": CACHE_VERSION, "fingerprint": key, "decoder": DECODER,
                             "shape": list(shape)})  # fmt: skip
     except OSError as exc:
-        room = " (disk full)" if exc.errno in DISK_FULL else ""
+        room = " (disk full or a size limit)" if exc.errno in WRITE_LIMITS else ""
         need = np.prod(shape) / 2**30
         raise DataError(
             f"cannot write the decoded-image cache in {cache_dir}{room}: {exc.strerror or exc}; "

@@ -72,7 +72,7 @@ def resolve_imagenet_root(config_value: str | None) -> Path:
         raise DataError(
             f"ImageNet not found: set {CONFIG_KEY} in the config or ${ENV_IMAGENET} to a folder "
             "holding the official ILSVRC2012 archives or train/<wnid>/ and val/<wnid>/ "
-            "(it is never downloaded; `ddpnas imagenet-standin` builds a small stand-in)"
+            "(it is never downloaded; `ddpnas imagenet standin` builds a small stand-in)"
         )
     root = Path(value).expanduser()
     if not _is_folder(root) and not all((root / a).is_file() for a in ARCHIVES[::2]):

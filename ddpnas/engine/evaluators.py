@@ -8,6 +8,7 @@ trains the shared supernet weights for one epoch along a fixed single path or a 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -21,6 +22,7 @@ from ddpnas.data.batching import device_generator, iterate_batches
 from ddpnas.data.cifar10 import ImageSet
 from ddpnas.engine.cuda_graph import CapturedStep
 from ddpnas.errors import ConfigError
+from ddpnas.io.progress import tracked
 from ddpnas.nasbench.table import NB201Bench
 from ddpnas.spaces.base import Arch, SearchSpace
 from ddpnas.strategies.base import Batch, StepContext, SupernetPath, TrainingPlan
@@ -216,7 +218,7 @@ class SupernetEvaluator:
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        for x, y in iterate_batches(
+        batches = iterate_batches(
             self.train_set.images,
             self.train_set.labels,
             self.batch_size,
@@ -226,7 +228,9 @@ class SupernetEvaluator:
             device=self.device,
             channels_last=self.channels_last,
             augment_generator=device_generator(generator, self.device),
-        ):
+        )
+        total = math.ceil(len(self.train_set.labels) / self.batch_size)
+        for x, y in tracked(batches, f"epoch {epoch + 1} supernet", total, unit="batches"):
             plan.before_weight_step(
                 StepContext(self.model, self.criterion, self.optimizer, (x, y), lambda: next(valid))
             )

@@ -25,6 +25,7 @@ from ddpnas.engine.loop import SearchOutcome, run_search
 from ddpnas.errors import ConfigError, DDPNASError
 from ddpnas.io.checkpoints import save_checkpoint
 from ddpnas.io.files import write_json
+from ddpnas.io.progress import tracked
 from ddpnas.nasbench.files import load_bench
 from ddpnas.nasbench.table import NB201Bench
 from ddpnas.runtime import (
@@ -203,11 +204,13 @@ def run_experiment_seeds(
         )
     paths = record_paths(out, name, seeds)
     bench = load_bench(data=data or {})
+    # milliseconds per seed: progress per seed (a bar, or a status line now and then), not
+    # a log line per epoch of each
     records = [
         search_record(
             name, spec, seed=seed, data=data, threads=threads, bench=bench, progress=False
         )
-        for seed in seeds
+        for seed in tracked(seeds, name, len(seeds), unit="seeds")
     ]
     for path, record in zip(paths, records, strict=True):
         write_json(path, record)

@@ -10,8 +10,9 @@ spent) is checkpointed atomically, so a run killed at any point resumes to the s
 from __future__ import annotations
 
 import logging
-import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from ddpnas.errors import DDPNASError
 from ddpnas.io.checkpoints import resume_state, save_checkpoint
+from ddpnas.io.progress import on_terminal
 from ddpnas.runtime import SEED_LIMIT
 from ddpnas.spaces.base import Arch
 from ddpnas.strategies.base import Strategy, TrainingPlan
@@ -174,19 +176,69 @@ def _save(
     )
 
 
-def _log_epoch(strategy: Strategy, entry: dict[str, Any], best: float, planned: int | None) -> None:
-    """A log line per epoch instead of a bar when nobody watches a terminal."""
-    log.info(
-        "%s epoch %d/%s trained %s; best valid_acc of %d evaluated %.4f; %.2fs %s",
-        strategy.name,
-        entry["epoch"] + 1,
-        planned or "?",
-        entry["arch"] or "a per-batch plan",
-        len(entry["evaluated"]),
-        best,
-        entry["seconds"],
-        entry["events"] or "",
+def _shorten(text: str, width: int = 100) -> str:
+    """A log's view of a long string (the record keeps it whole)."""
+    if len(text) <= width:
+        return text
+    return text[: width // 2 - 2] + " ... " + text[-(width // 2 - 3) :]
+
+
+def _per_edge(names: Sequence[str], edges: int) -> str:
+    """One name per edge: listed for a few edges, counted for many."""
+    if edges <= 8:
+        return " ".join(names)
+    counts = Counter(names).most_common()
+    shown = ", ".join(f"{name} x{n}" for name, n in counts[:4])
+    return shown + (f", {len(counts) - 4} more" if len(counts) > 4 else "") + f" (of {edges} edges)"
+
+
+def theta_summary(theta: Sequence[Sequence[float]], ops: Sequence[str]) -> str:
+    """Mean entropy per edge and the top op of each edge of an E x K theta: what a log line
+    shows of it (the record keeps every value)."""
+    p = np.asarray(theta, dtype=float)
+    p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+    entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=1)
+    top = p.argmax(axis=1)
+    if len(p) <= 8:
+        tops = " ".join(f"{ops[k]} {p[e, k]:.2f}" for e, k in enumerate(top))
+    else:
+        tops = _per_edge([ops[k] for k in top], len(p))
+    return (
+        f"theta entropy {entropy.mean():.3f} nats/edge (uniform {np.log(p.shape[1]):.3f}); "
+        f"top op per edge: {tops}"
     )
+
+
+def _events_text(events: dict[str, Any], edges: int) -> str:
+    """Events for a log line: pruned ops by name, other short events as they are."""
+    parts = []
+    for key, value in events.items():
+        if key == "pruned":
+            parts.append(f"pruned {_per_edge(value, edges)}")
+        elif key != "theta_before_prune":  # in the record; the line shows theta's summary
+            parts.append(f"{key} {_shorten(str(value), 60)}")
+    return "; ".join(parts)
+
+
+def _log_epoch(strategy: Strategy, entry: dict[str, Any], best: float, planned: int | None) -> None:
+    """A log line per epoch instead of a bar when nobody watches a terminal: the epoch, what
+    was trained and validated, events, and a summary of theta (whole in the record)."""
+    evaluated = len(entry["evaluated"])
+    parts = [
+        f"{strategy.name} epoch {entry['epoch'] + 1}/{planned or '?'}",
+        f"trained {_shorten(entry['arch']) if entry['arch'] else 'a per-batch plan'}",
+        f"best valid_acc of {evaluated} evaluated {best:.4f}" if evaluated else "none validated",
+        f"{entry['seconds']:.2f}s",
+    ]
+    if "train_loss" in entry:
+        top1 = entry.get("train_acc", float("nan"))
+        parts.insert(2, f"train loss {entry['train_loss']:.4f}, top-1 {top1:.4f}")
+    events = _events_text(entry["events"], strategy.space.num_edges)
+    if events:
+        parts.append(events)
+    if "theta" in entry["state"]:
+        parts.append(theta_summary(entry["state"]["theta"], strategy.space.ops))
+    log.info("; ".join(parts))
 
 
 def run_search(
@@ -205,12 +257,15 @@ def run_search(
     ``fingerprint`` identifies the config and seed (and, as a dict, the runtime: see
     :func:`ddpnas.engine.experiment.fingerprint`); a checkpoint written under another fingerprint
     is refused rather than silently mixed into this run, or with ``stale_checkpoint="restart"``
-    removed (see :func:`ddpnas.io.checkpoints.resume_state`).
+    removed (see :func:`ddpnas.io.checkpoints.resume_state`). ``progress``: a bar (True),
+    nothing (False: a caller that reports progress itself), or by default a bar on a terminal
+    and else one log line per epoch.
     """
     ckpt = Path(checkpoint) if checkpoint else None
     run = _resume(strategy, evaluator, seed, ckpt, fingerprint, stale_checkpoint)
     planned = strategy.planned_epochs()
-    show = sys.stderr.isatty() if progress is None else progress
+    show = on_terminal() if progress is None else progress
+    lines = progress is None and not show
     bar = tqdm(
         total=planned,
         initial=len(run.history),
@@ -231,7 +286,7 @@ def run_search(
                 _save(ckpt, strategy, evaluator, run, fingerprint)
             best = max((r["valid_acc"] for r in entry["evaluated"]), default=float("nan"))
             bar.set_postfix(valid_acc=f"{best:.3f}")
-            if not show:
+            if lines:
                 _log_epoch(strategy, entry, best, planned)
             bar.update()
     simulated = sum(h.get("sim_seconds", 0.0) for h in run.history)

@@ -27,7 +27,7 @@ WRITE_LIMITS = {
 }
 
 #: A result table is these three files of one stem, written together (:func:`atomic_paths`).
-TABLE_SUFFIXES = (".csv", ".md", ".tex")
+TABLE_SUFFIXES = (".csv", ".md", ".tex", ".html")
 
 
 def table_paths(stem: str | Path) -> list[Path]:

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from ddpnas.analysis.bounds import BOUNDS, required_pruning_step, search_epochs
 from ddpnas.analysis.montecarlo import (
@@ -218,66 +219,87 @@ def curve_steps(df: pd.DataFrame) -> np.ndarray:
     return np.arange(1, max(3 * int(df["T"].max()), 30) + 1)
 
 
-def failure_figure(
-    df: pd.DataFrame, gaps: dict[tuple[str, Any], np.ndarray], x: str, out: Path
-) -> None:
-    """Failure probability vs T or search epochs: bound curves, Monte-Carlo points with 95% CIs.
+PANEL_TITLES = {"gaussian": "Gaussian credits", "bernoulli": "Bernoulli credits"}
 
-    ``gaps`` maps (credits, profile or noise) to the setting's E x (K-1) gaps. A Monte-Carlo rate
-    of 0 is drawn at the floor 0.5 / seeds with its interval reaching up to the CI's upper end.
-    """
+
+def _bound_curves(ax: Any, steps: np.ndarray, gaps: np.ndarray, color: str) -> float:
+    """Both bounds of one setting over ``steps`` (never clipped); returns their largest value."""
+    top = 0.0
+    for name, style in (("successive_rejects", "-"), ("hoeffding", "--")):
+        values = np.array([BOUNDS[name](gaps, t, 1) for t in steps])
+        ax.plot(steps, values, style, color=color, lw=1.1)
+        top = max(top, float(values.max()))
+    return top
+
+
+def _monte_carlo(ax: Any, group: pd.DataFrame, color: str, label: str) -> None:
+    """Rates with 95% Clopper-Pearson intervals; a zero-failure point as an open triangle at its
+    interval's upper end (0 failures in N seeds say only "below that")."""
+    seen = group[group["failures"] > 0]
+    rate = seen["rate"].to_numpy()
+    err = [rate - seen["ci_low"].to_numpy(), seen["ci_high"].to_numpy() - rate]
+    ax.errorbar(seen["T"], rate, yerr=err, fmt="o", ms=3.5, color=color, capsize=2,
+                label=label if len(seen) else None)  # fmt: skip
+    zero = group[group["failures"] == 0]
+    if len(zero):
+        ax.plot(zero["T"], zero["ci_high"], "v", ms=5, mfc="none", color=color,
+                label=None if len(seen) else label)  # fmt: skip
+
+
+def _seeds_text(df: pd.DataFrame) -> str:
+    """N of "0 / N": the seeds per setting (a range if the settings differ)."""
+    low, high = int(df["seeds"].min()), int(df["seeds"].max())
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def failure_plot(df: pd.DataFrame, gaps: dict[tuple[str, Any], np.ndarray]) -> Figure:
+    """Failure probability vs rounds per prune T, one panel per credit model (search epochs on
+    the top axis): bound curves, Monte-Carlo points with 95% CIs. ``gaps`` maps (credits, profile
+    or noise) to the setting's E x (K-1) gaps. Call within :data:`STYLE`."""
     panels = [c for c in (*CREDITS, "nb201") if (df["credits"] == c).any()]
-    titles = {"gaussian": "Gaussian credits", "bernoulli": "Bernoulli credits"}
+    fig = plt.figure(figsize=(4.2 * len(panels), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    # from below every interval's lower end (or a zero point's upper end) to above every bound
+    low = 0.5 * min([*df.loc[df["ci_low"] > 0, "ci_low"], *df["ci_high"]])
+    top = 1.0
+    for ax, credits in zip(axes, panels, strict=True):
+        part = df[df["credits"] == credits]
+        key = "noise" if credits == "nb201" else "profile"
+        steps = curve_steps(part)
+        for i, (label, group) in enumerate(part.groupby(key, sort=False)):
+            top = max(top, _bound_curves(ax, steps, gaps[credits, label], f"C{i}"))
+            name = f"noise {label:g} pp" if credits == "nb201" else str(label)
+            _monte_carlo(ax, group, f"C{i}", name)
+        ops = int(part["ops"].iloc[0])
+        per_t = search_epochs(ops, 1)
+        top_axis = ax.secondary_xaxis("top", functions=(lambda t, c=per_t: t * c,
+                                                        lambda e, c=per_t: e / c))  # fmt: skip
+        top_axis.set_xlabel(f"search epochs T({ops}+...+2)", fontsize=7)
+        ax.set_title(f"{PANEL_TITLES.get(credits, 'NAS-Bench-201 (tabular)')}, "
+                     f"E={int(part['edges'].iloc[0])}", fontsize=9)  # fmt: skip
+        ax.set_xlabel("rounds per prune T")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="lower left")
+    for ax in axes:
+        ax.axhspan(1, 2 * top, color="0.92", zorder=0)
+    axes[0].set_ylim(low, 2 * top)
+    axes[0].set_ylabel("P(found != per-edge optimum)")
+    styles = [
+        plt.Line2D([], [], color="0.2", ls="-", label="successive-rejects bound"),
+        plt.Line2D([], [], color="0.2", ls="--", label="Hoeffding bound"),
+        plt.Line2D([], [], color="0.2", marker="o", ls="", label="Monte-Carlo, 95% CI"),
+        plt.Line2D([], [], color="0.2", marker="v", mfc="none", ls="",
+                   label=f"0 / {_seeds_text(df)} failures: 95% upper limit"),
+        plt.Rectangle((0, 0), 1, 1, color="0.92", label="vacuous (>= 1)"),
+    ]  # fmt: skip
+    fig.legend(handles=styles, loc="outside lower center", ncols=len(styles), fontsize=7)
+    return fig
+
+
+def failure_figure(df: pd.DataFrame, gaps: dict[tuple[str, Any], np.ndarray], out: Path) -> None:
+    """Write :func:`failure_plot` as a PNG."""
     with plt.style.context("default"), plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=True, squeeze=False
-        )
-        floor = 0.5 / df["seeds"].max()
-        for ax, credits in zip(axes[0], panels, strict=True):
-            part = df[df["credits"] == credits]
-            key = "noise" if credits == "nb201" else "profile"
-            steps = curve_steps(part)
-            for i, (label, group) in enumerate(part.groupby(key, sort=False)):
-                color, ops = f"C{i}", int(group["ops"].iloc[0])
-                curve_x = [search_epochs(ops, t) if x == "epochs" else t for t in steps]
-                lowest = np.inf
-                for name, style in (("successive_rejects", "-"), ("hoeffding", "--")):
-                    values = [BOUNDS[name](gaps[credits, label], t, 1) for t in steps]
-                    lowest = min(lowest, *values)
-                    ax.plot(curve_x, np.minimum(values, 10.0), style, color=color, lw=1.1)
-                if lowest >= 1:
-                    ax.text(
-                        0.98,
-                        0.9 - 0.07 * i,
-                        f"{label}: bounds >= {lowest:.3g}, vacuous",
-                        transform=ax.transAxes,
-                        ha="right",
-                        fontsize=6,
-                        color=color,
-                    )
-                xs = [search_epochs(ops, t) if x == "epochs" else t for t in group["T"]]
-                rate = np.maximum(group["rate"].to_numpy(), floor)
-                err = [
-                    rate - np.maximum(group["ci_low"].to_numpy(), floor),
-                    np.maximum(group["ci_high"].to_numpy() - rate, 0.0),
-                ]
-                name = f"noise {label:g} pp" if credits == "nb201" else str(label)
-                ax.errorbar(xs, rate, yerr=err, fmt="o", ms=3.5, color=color, capsize=2, label=name)
-            ax.axhspan(1, 10, color="0.92", zorder=0)
-            ax.set_yscale("log")
-            ax.set_ylim(floor / 10, 10)
-            edges = int(part["edges"].iloc[0])
-            ax.set_title(f"{titles.get(credits, 'NAS-Bench-201 (tabular)')}, E={edges}")
-            ax.set_xlabel("rounds per prune T" if x == "T" else "search epochs T(K+...+2)")
-            ax.legend(fontsize=7, loc="lower right")
-        axes[0, 0].set_ylabel("P(found != per-edge optimum)")
-        fig.suptitle(
-            "solid: successive-rejects bound, dashed: Hoeffding bound (grey band: vacuous, >= 1); "
-            "points: DDPNAS Monte-Carlo with 95% Clopper-Pearson intervals",
-            fontsize=8,
-        )
-        fig.tight_layout()
-        _save(fig, out)
+        _save(failure_plot(df, gaps), out)
 
 
 def cost_figure(df: pd.DataFrame, optimum: float, out: Path) -> None:
@@ -342,7 +364,7 @@ CODE_NOTE = (
 
 
 #: The figures :func:`run_bound_report` writes into its figures folder.
-FIGURES = {"T": "bound_T.png", "epochs": "bound_epochs.png", "cost": "bound_cost.png"}
+FIGURES = {"T": "bound_T.png", "cost": "bound_cost.png"}
 
 
 def run_bound_report(
@@ -381,8 +403,7 @@ def run_bound_report(
         f"Monte-Carlo {df['seconds'].sum():.1f} s in all.",
     ]
     write_table(df, bound_display(df), out, "Failure bounds of DDPNAS vs Monte-Carlo", notes)
-    failure_figure(df, gaps, "T", figures / FIGURES["T"])
-    failure_figure(df, gaps, "epochs", figures / FIGURES["epochs"])
+    failure_figure(df, gaps, figures / FIGURES["T"])
     display = costs.assign(
         test_acc=[
             f"{a:.2f} ± {c:.2f}" for a, c in zip(costs["test_acc"], costs["ci95"], strict=True)

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from ddpnas.generation.latency import RESOURCE
 from ddpnas.generation.solver import CostTable, Generated
@@ -116,6 +117,47 @@ def sweep_display(
     return out
 
 
+#: The objective's axis label per ``--objective`` (both sums over edges or layers).
+OBJECTIVE_LABELS = {
+    "log": "log-probability under theta, sum of log theta (nats)",
+    "theta": "sum of theta over edges (0 to E)",
+}
+
+
+def sweep_plot(
+    df: pd.DataFrame,
+    resource: str,
+    scale: float,
+    unit: str,
+    title: str,
+    cells: pd.DataFrame | None = None,
+    objective: str = "log",
+) -> Figure:
+    """Generated architectures over the budget: their accuracy on top of all cells and the true
+    front (NB201), else the generator's objective. Call within :data:`STYLE`."""
+    ok = df[df["feasible"]]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
+    if cells is not None:
+        ax.scatter(
+            cells[resource] / scale, cells["acc"], s=2, c="0.75", label="all cells", rasterized=True
+        )
+        order = cells.sort_values([resource, "acc"], ascending=[True, False])
+        front = order[order["acc"] > order["acc"].cummax().shift(fill_value=-np.inf)]
+        xs = np.append(front[resource].to_numpy(), cells[resource].max()) / scale
+        ys = np.append(front["acc"].to_numpy(), front["acc"].iloc[-1])
+        ax.step(xs, ys, where="post", color="k", lw=1.2, label="true front (table)")
+        ax.plot(ok[resource] / scale, ok["acc"], "o-", color="C3", label="generated from theta")
+        ax.set_ylabel("CIFAR-10 test accuracy (%, 200 epochs)")
+        ax.set_ylim(max(cells["acc"].min(), 80.0), cells["acc"].max() + 0.5)
+    else:
+        ax.plot(ok[resource] / scale, ok["objective"], "o-", color="C3", label="generated")
+        ax.set_ylabel(OBJECTIVE_LABELS.get(objective, objective))
+    ax.set_xlabel(f"cost: {resource} ({unit})" if unit != resource else resource)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
 def sweep_figure(
     df: pd.DataFrame,
     resource: str,
@@ -124,34 +166,10 @@ def sweep_figure(
     out: str | Path,
     title: str,
     cells: pd.DataFrame | None = None,
+    objective: str = "log",
 ) -> None:
-    """Generated architectures over the budget; on NB201, on top of all cells and the true front."""
-    ok = df[df["feasible"]]
+    """Write :func:`sweep_plot` to ``out`` (its suffix names the format)."""
     with plt.style.context("default"), plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
-        if cells is not None:
-            ax.scatter(
-                cells[resource] / scale,
-                cells["acc"],
-                s=2,
-                c="0.75",
-                label="all cells",
-                rasterized=True,
-            )
-            order = cells.sort_values([resource, "acc"], ascending=[True, False])
-            front = order[order["acc"] > order["acc"].cummax().shift(fill_value=-np.inf)]
-            xs = np.append(front[resource].to_numpy(), cells[resource].max()) / scale
-            ys = np.append(front["acc"].to_numpy(), front["acc"].iloc[-1])
-            ax.step(xs, ys, where="post", color="k", lw=1.2, label="true front (table)")
-            ax.plot(ok[resource] / scale, ok["acc"], "o-", color="C3", label="generated from theta")
-            ax.set_ylabel("CIFAR-10 test accuracy (%, 200 epochs)")
-            ax.set_ylim(max(cells["acc"].min(), 80.0), cells["acc"].max() + 0.5)
-        else:
-            ax.plot(ok[resource] / scale, ok["objective"], "o-", color="C3", label="generated")
-            ax.set_ylabel("objective")
-        ax.set_xlabel(f"{resource} ({unit})")
-        ax.legend(loc="lower right", fontsize=7)
-        ax.set_title(title, fontsize=8)
-        fig.tight_layout()
+        fig = sweep_plot(df, resource, scale, unit, title, cells, objective)
         atomic_write(out, lambda tmp: fig.savefig(tmp, format=Path(out).suffix[1:] or "png"))
         plt.close(fig)

@@ -16,6 +16,7 @@ import yaml
 from ddpnas.errors import DDPNASError
 from ddpnas.io.files import atomic_paths, table_paths
 from ddpnas.nasbench.table import NB201Bench
+from ddpnas.report.html_table import table_html
 
 # Table column -> NAS-Bench-201 metric (200-epoch figures, as in the NAS-Bench-201 paper's table).
 NB201_COLUMNS = {
@@ -404,14 +405,16 @@ def provenance(runs: list[dict[str, Any]]) -> list[str]:
 def write_table(
     df: pd.DataFrame, display: pd.DataFrame, stem: str | Path, title: str, notes: Sequence[str] = ()
 ) -> None:
-    """Write ``stem``.csv (raw numbers), .md and .tex (formatted): all three or none."""
+    """Write ``stem``.csv (raw numbers), .md, .tex and .html (formatted): all four or none."""
     footer = "".join(f"\n- {note}" for note in notes)
     markdown = f"# {title}\n\n{display.to_markdown(index=False)}\n{footer}\n"
     latex = display.to_latex(index=False, caption=title, escape=True)
-    with atomic_paths(table_paths(stem)) as (csv, md, tex):
+    page = table_html(display, title, notes)
+    with atomic_paths(table_paths(stem)) as (csv, md, tex, html):
         df.to_csv(csv, index=False)
         md.write_text(markdown)
         tex.write_text(latex)
+        html.write_text(page, encoding="utf-8")
 
 
 PAPER_PROTOCOL = {"epochs": 600, "train_size": None, "test_size": None}

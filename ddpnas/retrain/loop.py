@@ -19,8 +19,8 @@ import csv
 import dataclasses
 import hashlib
 import json
+import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ddpnas.data.batching import device_generator
 from ddpnas.data.cifar10 import ImageSet
@@ -41,6 +42,7 @@ from ddpnas.errors import ConfigError
 from ddpnas.generation.latency import inference_latency
 from ddpnas.io.checkpoints import resume_state, save_checkpoint
 from ddpnas.io.files import atomic_write, write_json
+from ddpnas.io.progress import duration, on_terminal, tracked
 from ddpnas.retrain.setup import (
     AMP_DTYPES,
     BatchSource,
@@ -59,6 +61,7 @@ from ddpnas.retrain.setup import (
 from ddpnas.runtime import environment, run_cost, runtime_fingerprint, seed_everything
 from ddpnas.spaces.complexity import count_flops, count_macs
 
+log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 # Protocol fields added after checkpoints existed, with the value that reproduces the code before
 # them: at that value they stay out of the fingerprint, so those checkpoints still resume.
@@ -118,17 +121,16 @@ def retrain(
         if world > 1 and rank == 0:
             dist.barrier()
         run.wrap()
-        show = rank == 0 and (sys.stderr.isatty() if progress is None else progress)
-        epochs = run.cfg.epochs
-        bar = tqdm(
-            total=epochs, initial=len(run.history), disable=not show, desc="retrain", unit="epoch"
-        )
-        with bar:
-            for epoch in range(len(run.history), epochs):
+        show = rank == 0 and (on_terminal() if progress is None else progress)
+        epochs, first = run.cfg.epochs, len(run.history)
+        bar = tqdm(total=epochs, initial=first, disable=not show, desc="retrain", unit="epoch")
+        with bar, logging_redirect_tqdm():
+            for epoch in range(first, epochs):
                 row = run.epoch(epoch)
                 if rank == 0:
                     run.save(ckpt)
                     _write_metrics(out / METRICS_NAME, run.history)
+                    log.info(epoch_line(row, epochs, run.images_per_second, _eta(run, first)))
                 bar.set_postfix(
                     {k: f"{row[k]:.3f}" for k in ("train_acc", "test_acc") if row[k] is not None}
                 )
@@ -141,8 +143,35 @@ def retrain(
         return result
 
 
+def _eta(run: Retrainer, first: int) -> float:
+    """Seconds left: the epochs to go at the mean pace of those run by this process."""
+    done = run.history[first:]
+    pace = sum(r["seconds"] for r in done) / max(len(done), 1)
+    return pace * (run.cfg.epochs - len(run.history))
+
+
+def epoch_line(row: dict[str, Any], epochs: int, images_per_second: float, eta: float) -> str:
+    """One log line per epoch: loss, top-1 (and the test's when evaluated), lr, speed, ETA."""
+    text = (
+        f"retrain epoch {row['epoch'] + 1}/{epochs}: train loss {row['train_loss']:.4f}, "
+        f"top-1 {100 * row['train_acc']:.2f}%"
+    )
+    if row["test_acc"] is not None:
+        text += (
+            f"; test loss {row['test_loss']:.4f}, top-1 {100 * row['test_acc']:.2f}%, "
+            f"top-5 {100 * row['test_top5']:.2f}%"
+        )
+    return (
+        f"{text}; lr {row['lr']:.3g}; {images_per_second:.0f} images/s; "
+        f"{row['seconds']:.1f} s; ETA {duration(eta)}"
+    )
+
+
 class Retrainer:
     """Model, optimiser, data shards and history of one run on one rank."""
+
+    #: Training speed of the last epoch (images per second, all ranks), for the log.
+    images_per_second = float("nan")
 
     def __init__(
         self,
@@ -219,6 +248,7 @@ class Retrainer:
         drop_path = drop_path_schedule(cfg.drop_path_prob, epoch, cfg.epochs)
         self.net.drop_path_prob = drop_path
         train_loss, train_acc = self._train(epoch)
+        self.images_per_second = self.n_train / max(time.perf_counter() - start, 1e-9)
         if cfg.lr_step == "epoch":
             self.scheduler.step()
         test_loss = test_acc = test_top5 = None
@@ -308,7 +338,11 @@ class Retrainer:
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
         # lr and drop-path probability are fixed for the epoch: capture its step once
         step = CapturedStep(self.train_step, self.device) if cfg.cuda_graphs else self.train_step
-        for x, y in self.source.train_batches(self.train_index[shard], local_batch, augment):
+        batches = self.source.train_batches(self.train_index[shard], local_batch, augment)
+        if self.rank == 0:
+            total = math.ceil(len(shard) / local_batch)
+            batches = tracked(batches, f"epoch {epoch + 1} training", total, unit="batches")
+        for x, y in batches:
             if cfg.cutout:
                 cutout(x, cfg.cutout, augment)
             loss, logits = step(x, y)

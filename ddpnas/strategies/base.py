@@ -155,6 +155,8 @@ class Strategy(ABC):
     #: Whether ``snapshot()`` logs a ``theta`` (E x K op distribution) every epoch: the pipeline
     #: plots it, and ``ddpnas generate`` starts from it.
     logs_theta: ClassVar[bool] = False
+    #: What that theta is, as figures name it on their axis.
+    theta_label: ClassVar[str] = "theta (op probability)"
     #: Whether it trains along mixed-op weights (an E x K tensor), which only spaces with
     #: ``mixed_ops`` compute.
     mixed_ops: ClassVar[bool] = False

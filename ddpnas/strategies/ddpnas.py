@@ -39,6 +39,7 @@ class DDPNAS(Strategy):
     Options = DDPNASOptions
     options: DDPNASOptions
     logs_theta = True
+    theta_label = "theta (sampling probability)"
 
     def __init__(self, space: SearchSpace, *, mode: str = "weight_sharing", **options: Any) -> None:
         super().__init__(space, mode, **options)

@@ -4,6 +4,8 @@ import os
 import re
 from types import SimpleNamespace
 
+from snakemake.exceptions import WorkflowError
+
 from ddpnas.registry import get_strategy, space_class, strategies
 
 
@@ -56,7 +58,7 @@ def cifar10_inputs():
 def cifar10_tables():
     if not config["retrain"]["searches"]:
         return []
-    return expand("<results>/tables/cifar10.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/cifar10.{ext}", ext=["csv", "md", "tex", "html"])
 
 
 def retrain_launcher():
@@ -79,7 +81,7 @@ def retrain_resources():
 def nb201_tables():
     if not search_records("nb201"):
         return []
-    return expand("<results>/tables/nb201.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/nb201.{ext}", ext=["csv", "md", "tex", "html"])
 
 
 def table_stem(wildcards, output):
@@ -102,7 +104,7 @@ def searches_tables():
     return expand(
         "<results>/tables/searches_{space}.{ext}",
         space=generic_table_spaces(),
-        ext=["csv", "md", "tex"],
+        ext=["csv", "md", "tex", "html"],
     )
 
 
@@ -167,6 +169,14 @@ def cluster_resources(rule_name, gpus=0):
     return resources
 
 
+def run_cores():
+    """--cores of this run, which the timing table's notes name (0: not given, e.g. --lint)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 0
+
+
 def search_threads(wildcards):
     """Tabular lookups need one core; training uses the configured threads."""
     return config["threads"] if trains(wildcards) else 1
@@ -194,7 +204,11 @@ def ranking_outputs():
     if not config["report"]["ranking"]["experiments"]:
         return []
     return [
-        *expand("<results>/tables/nb201_ranking{part}.{ext}", part=["", "_edges"], ext=["csv", "md", "tex"]),
+        *expand(
+            "<results>/tables/nb201_ranking{part}.{ext}",
+            part=["", "_edges"],
+            ext=["csv", "md", "tex", "html"],
+        ),
         "<results>/figures/nb201_ranking.png",
     ]
 
@@ -218,7 +232,23 @@ def cost_inputs():
 
 
 def cost_tables():
-    return expand("<results>/tables/costs.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/costs.{ext}", ext=["csv", "md", "tex", "html"])
+
+
+def pipeline_outputs():
+    """Every output the config asks for but the timing table, which reads their benchmarks."""
+    return [
+        *search_records(),
+        *nb201_tables(),
+        *searches_tables(),
+        *cifar10_tables(),
+        *theta_figures(),
+        *BOUND_OUTPUTS,
+        *imagenet_tables(),
+        *generation_outputs(),
+        *ranking_outputs(),
+        *cost_tables(),
+    ]
 
 
 def memory_checked():

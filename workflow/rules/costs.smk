@@ -7,8 +7,9 @@ rule costs_table:
         **cost_inputs(),
     output:
         csv="<results>/tables/costs.csv",
-        md=report(
-            "<results>/tables/costs.md",
+        md="<results>/tables/costs.md",
+        html=report(
+            "<results>/tables/costs.html",
             caption="../report/costs.rst",
             category="Tables",
             labels={"table": "costs"},

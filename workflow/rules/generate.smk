@@ -10,14 +10,17 @@ rule generation:
         generation_record,
     output:
         csv="<results>/tables/generation_{name}.csv",
-        md=report(
-            "<results>/tables/generation_{name}.md",
+        md="<results>/tables/generation_{name}.md",
+        html=report(
+            "<results>/tables/generation_{name}.html",
+            caption="../report/generation.rst",
             category="Tables",
             labels={"table": "generation {name}"},
         ),
         tex="<results>/tables/generation_{name}.tex",
         figure=report(
             "<results>/figures/generation_{name}.png",
+            caption="../report/generation_figure.rst",
             category="Figures",
             labels={"figure": "generation", "experiment": "{name}"},
         ),

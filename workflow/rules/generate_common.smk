@@ -115,7 +115,7 @@ def generation_outputs():
         path
         for name in config["generate"]
         for path in (
-            *expand("<results>/tables/generation_{name}.{ext}", name=name, ext=["csv", "md", "tex"]),
+            *expand("<results>/tables/generation_{name}.{ext}", name=name, ext=["csv", "md", "tex", "html"]),
             f"<results>/figures/generation_{name}.png",
         )
     ]

@@ -126,7 +126,13 @@ rule imagenet_table:
         retrains=lambda w: [r for _, r in imagenet_pairs()],
     output:
         csv="<results>/tables/imagenet.csv",
-        md=report("<results>/tables/imagenet.md", category="Tables", labels={"table": "ImageNet"}),
+        md="<results>/tables/imagenet.md",
+        html=report(
+            "<results>/tables/imagenet.html",
+            caption="../report/imagenet.rst",
+            category="Tables",
+            labels={"table": "ImageNet"},
+        ),
         tex="<results>/tables/imagenet.tex",
     conda:
         "../envs/ddpnas.yaml"

@@ -74,4 +74,4 @@ def imagenet_pairs():
 def imagenet_tables():
     if not imagenet_pairs():
         return []
-    return expand("<results>/tables/imagenet.{ext}", ext=["csv", "md", "tex"])
+    return expand("<results>/tables/imagenet.{ext}", ext=["csv", "md", "tex", "html"])

@@ -10,16 +10,18 @@ rule nb201_ranking:
         memory=memory_checked(),
     output:
         csv="<results>/tables/nb201_ranking.csv",
-        md=report(
-            "<results>/tables/nb201_ranking.md",
+        md="<results>/tables/nb201_ranking.md",
+        html=report(
+            "<results>/tables/nb201_ranking.html",
             caption="../report/nb201_ranking.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201 supernet ranking"},
         ),
         tex="<results>/tables/nb201_ranking.tex",
         edges_csv="<results>/tables/nb201_ranking_edges.csv",
-        edges_md=report(
-            "<results>/tables/nb201_ranking_edges.md",
+        edges_md="<results>/tables/nb201_ranking_edges.md",
+        edges_html=report(
+            "<results>/tables/nb201_ranking_edges.html",
             caption="../report/nb201_ranking_edges.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201 per-edge op ranking"},

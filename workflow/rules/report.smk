@@ -6,8 +6,9 @@ rule nb201_table:
         search_records("nb201"),
     output:
         csv="<results>/tables/nb201.csv",
-        md=report(
-            "<results>/tables/nb201.md",
+        md="<results>/tables/nb201.md",
+        html=report(
+            "<results>/tables/nb201.html",
             caption="../report/nb201.rst",
             category="Tables",
             labels={"table": "NAS-Bench-201"},
@@ -34,8 +35,9 @@ rule searches_table:
         lambda w: search_records(w.space),
     output:
         csv="<results>/tables/searches_{space}.csv",
-        md=report(
-            "<results>/tables/searches_{space}.md",
+        md="<results>/tables/searches_{space}.md",
+        html=report(
+            "<results>/tables/searches_{space}.html",
             caption="../report/searches.rst",
             category="Tables",
             labels={"table": "searched architectures ({space})"},
@@ -64,8 +66,9 @@ rule cifar10_table:
         **cifar10_inputs(),
     output:
         csv="<results>/tables/cifar10.csv",
-        md=report(
-            "<results>/tables/cifar10.md",
+        md="<results>/tables/cifar10.md",
+        html=report(
+            "<results>/tables/cifar10.html",
             caption="../report/cifar10.rst",
             category="Tables",
             labels={"table": "CIFAR-10"},
@@ -106,3 +109,34 @@ rule theta_figure:
         **cluster_resources("theta_figure"),
     shell:
         "ddpnas report theta-plot --run {input} --out {output} > {log} 2>&1"
+
+
+# Last: where the run's time went, from every job's benchmark file (so it waits for all of them).
+# It has no benchmark: of its own: a rerun would then count the previous run's timing job.
+TIMING_OUTPUTS = [f"<results>/tables/timing.{ext}" for ext in ("csv", "md", "tex", "html")]
+
+
+rule timing_table:
+    input:
+        lambda w: pipeline_outputs(),
+    output:
+        csv="<results>/tables/timing.csv",
+        md="<results>/tables/timing.md",
+        html=report(
+            "<results>/tables/timing.html",
+            caption="../report/timing.rst",
+            category="Tables",
+            labels={"table": "timing"},
+        ),
+        tex="<results>/tables/timing.tex",
+    conda:
+        "../envs/ddpnas.yaml"
+    log:
+        "<results>/logs/tables/timing.log",
+    params:
+        stem=table_stem,
+        benchmarks=f"{RESULTS}/benchmarks",
+        cores=run_cores(),
+    shell:
+        "ddpnas report timing --benchmarks {params.benchmarks} --cores {params.cores}"
+        " --out {params.stem} > {log} 2>&1"
