@@ -178,24 +178,26 @@ def _header_only_benchmark(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _tables(cut: Callable[[str], str]):
-    """A tables folder as the pipeline leaves it, README with the markers, nb201.md then cut."""
+    """A run folder as the pipeline leaves it (a table, a record), README with the markers,
+    the run's nb201.md then cut."""
 
     def setup(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         frame = pd.DataFrame(
             {"method": ["DDPNAS", "RS", "optimal"], "acc": ["93.5", "93.7", "94.4"]}
         )
-        write_table(frame, frame, tmp / "tables" / "nb201", "NAS-Bench-201", notes=["a note"])
-        md = tmp / "tables" / "nb201.md"
+        write_table(frame, frame, tmp / "run" / "tables" / "nb201", "NAS-Bench-201", ["a note"])
+        md = tmp / "run" / "tables" / "nb201.md"
         md.write_text(cut(md.read_text()))
         (tmp / "README.md").write_text(f"# P\n{readme.START}\nold\n{readme.END}\n")
         env = {"hardware": "cpu", "torch": "2", "python": "3.11"}
-        write_json(tmp / "r.json", {"experiment": "x", "seed": 0, "environment": env})
+        record = {"experiment": "x", "seed": 0, "environment": env}
+        write_json(tmp / "run" / "search" / "x" / "seed0.json", record)
 
     return setup
 
 
 def _readme_kept(tmp: Path) -> None:
-    assert "\nold\n" in (tmp / "README.md").read_text()
+    assert "\nold\n" in (tmp / "README.md").read_text() and not (tmp / "snap").exists()
 
 
 def _foreign_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -395,13 +397,13 @@ CASES = {
                    "--out", "c"],
         ["b.tsv", "no timing row", "rerun"], ["c.csv", "c.md", "c.tex"], _header_only_benchmark),
     "readme-table-cut-mid-line": Case(
-        lambda t: ["report", "readme", "--tables", "tables", "--readme", "README.md",
-                   "--records", "r.json"],
+        lambda t: ["report", "readme", "--run", "run", "--snapshot", "snap", "--readme",
+                   "README.md"],
         ["nb201.md", "cut short", "rerun"], [],
         _tables(lambda text: text[: text.index("| RS") + 5]), _readme_kept),
     "readme-table-missing-a-row": Case(
-        lambda t: ["report", "readme", "--tables", "tables", "--readme", "README.md",
-                   "--records", "r.json"],
+        lambda t: ["report", "readme", "--run", "run", "--snapshot", "snap", "--readme",
+                   "README.md"],
         ["nb201.md", "cut short"], [],
         _tables(lambda text: "".join(line for line in text.splitlines(keepends=True)
                                      if not line.startswith("| optimal"))), _readme_kept),

@@ -227,6 +227,14 @@ def _cmd_timing(args: argparse.Namespace) -> None:
     print(f"{args.out}.md: {len(df)} rules/experiments, {df['wall_s'].sum():.0f} s of job time")
 
 
+def _readme_outputs(args: argparse.Namespace) -> list[Output]:
+    """The README (not with --check) and, with --run, the snapshot folder it copies into."""
+    if args.check:
+        return []
+    snapshot = [Output("--snapshot", args.snapshot, is_dir=True)] if args.run else []
+    return [Output("--readme", args.readme), *snapshot]
+
+
 def _cmd_readme(args: argparse.Namespace) -> None:
     from ddpnas.report import readme
 
@@ -397,6 +405,7 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
         "--gpu-memory-gib", type=float, help="GPU memory to check against (default: the config's)"
     )
     est.add_argument("--out", help="also write the estimate here (Markdown)")
+    declare_outputs(est, lambda args: [Output("--out", args.out)] if args.out else [])
     timing = _command(
         report,
         "timing",
@@ -434,7 +443,7 @@ def _run_parsers(report: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exit 2 when the README's section differs from --snapshot; write nothing",
     )
-    declare_outputs(readme, lambda args: [] if args.check else [Output("--readme", args.readme)])
+    declare_outputs(readme, _readme_outputs)
 
 
 def add_parsers(report: argparse._SubParsersAction) -> None:

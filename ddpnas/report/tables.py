@@ -383,21 +383,28 @@ def nb201_display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def top_cells(archs: Iterable[str], top: int = 3) -> str:
+    """The ``top`` most frequent cells with their counts (ties in first-seen order), and how many
+    other distinct cells there were: a readable line even over 200 seeds."""
+    counts = pd.Series(list(archs)).value_counts(sort=True)
+    text = "; ".join(f"`{arch}` x{n}" for arch, n in counts.iloc[:top].items())
+    others = len(counts) - top
+    return text + (f"; and {others} other cell{'s' if others > 1 else ''}" if others > 0 else "")
+
+
 def provenance(runs: list[dict[str, Any]]) -> list[str]:
-    """One line per experiment: seeds, architecture(s), hardware and versions behind our rows."""
+    """One line per experiment: seeds, the most frequent architectures, hardware and versions
+    behind our rows."""
     lines = []
     for name, group in by_experiment(runs).items():
         env = group[0]["environment"]
-        seeds = sorted(r["seed"] for r in group)
-        archs = pd.Series([r["arch"] for r in group]).value_counts()
-        found = "; ".join(f"`{a}` x{n}" for a, n in archs.items())
         spec = json.dumps(
             {k: v for k, v in group[0]["spec"].items() if k in RELEVANT[group[0]["mode"]]}
         )
         lines.append(
-            f"**{name}** ({group[0]['label']}): seeds {seeds}; spec `{spec}`;"
-            f" {env['hardware']}, torch {env['torch']}, Python {env['python']}, "
-            f"ddpnas {env['ddpnas']}. Found: {found}."
+            f"**{name}** ({group[0]['label']}): seeds {seed_ranges(r['seed'] for r in group)}; "
+            f"spec `{spec}`; {env['hardware']}, torch {env['torch']}, Python {env['python']}, "
+            f"ddpnas {env['ddpnas']}. Found: {top_cells(str(r['arch']) for r in group)}."
         )
     return lines
 
