@@ -246,8 +246,9 @@ def _cmd_readme(args: argparse.Namespace) -> None:
             )
         readme.write_snapshot(args.run, args.snapshot, args.config)
         print(f"{args.snapshot}: the tables of {args.run}")
-    block = readme.render(args.snapshot, readme.readme_link(args.snapshot, args.readme))
-    fresh = readme.update(args.readme, block, check=args.check)
+    link = readme.readme_link(args.snapshot, args.readme)
+    blocks = readme.render(args.snapshot, link), readme.runtime(args.snapshot, link)
+    fresh = readme.update(args.readme, *blocks, check=args.check)
     print(f"{args.readme}: results section {'up to date' if fresh else 'regenerated'}")
 
 
