@@ -51,6 +51,9 @@ class Resources(Options):
     memory_check: Limits = _limits(
         20, 4000, "The per-GPU memory check (configs with gpu_memory_gib)."
     )
+    timing_table: Limits = _limits(
+        10, 2000, "The last job: where the run's time went, from every job's benchmark file."
+    )
 
     @model_validator(mode="after")
     def _fill(self) -> Self:

@@ -137,6 +137,8 @@ rule timing_table:
         stem=table_stem,
         benchmarks=f"{RESULTS}/benchmarks",
         cores=run_cores(),
+    resources:
+        **cluster_resources("timing_table"),
     shell:
         "ddpnas report timing --benchmarks {params.benchmarks} --cores {params.cores}"
         " --out {params.stem} > {log} 2>&1"
