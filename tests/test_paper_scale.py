@@ -132,6 +132,21 @@ def test_paper_estimate_covers_every_stage_and_accumulation_makes_imagenet_fit(
     assert steps.iloc[-1]["gpu_hours"] == pytest.approx(df["gpu_hours"].sum())
 
 
+def test_paper_config_runs_every_experiment_of_the_default_one() -> None:
+    """Every search of config/config.yaml has its paper-scale counterpart; tabular searches need no
+    GPU, so the paper runs the default config's unchanged (seeds, protocol, label), and its bound
+    compares the same baselines."""
+    default = load_config(REPO / "config" / "config.yaml")
+    paper = load_config(REPO / "config" / "paper.yaml")
+    assert set(default["searches"]) <= set(paper["searches"])
+    for name, spec in default["searches"].items():
+        if spec["mode"] == "tabular":
+            assert paper["searches"][name] == spec, name
+            assert len(spec["seeds"]) >= 200, name
+    baselines = [set(c["report"]["bound"]["baselines"]) for c in (default, paper)]
+    assert baselines[0] <= baselines[1]
+
+
 # ---------------------------------------------------------------------------- decode and cache
 
 

@@ -48,9 +48,11 @@ class Resources(Options):
     imagenet_retrain: Limits = _limits(240, 4000, "Retraining one network on ImageNet.")
     imagenet_transfer: Limits = _limits(240, 4000, "Training a DARTS cell on ImageNet.")
     imagenet_table: Limits = _limits(10, 2000, "The ImageNet table.")
-    timing_table: Limits = _limits(10, 2000, "The timing table (the last rule).")
     memory_check: Limits = _limits(
         20, 4000, "The per-GPU memory check (configs with gpu_memory_gib)."
+    )
+    timing_table: Limits = _limits(
+        10, 2000, "The last job: where the run's time went, from every job's benchmark file."
     )
 
     @model_validator(mode="after")
