@@ -25,7 +25,7 @@ def _record(experiment: str, seed: int, arch: str = "a") -> dict:
 CELLS = ["b", "a", "b", "a", "c", "b", "a", "b", "a", "c"]
 TIMING_NOTE = (
     "Pipeline wall time (first job's start to last job's end with --cores 2; jobs run in "
-    "parallel where cores allow): 400 s = 6.7 min for 700 s of job time."
+    "parallel where cores allow): 400 s = 6.7 min for 700 s of summed job time, on AMD EPYC, 2 CPU cores."
 )
 
 
@@ -39,12 +39,12 @@ def results(tmp_path: Path) -> Path:
         write_table(one, one, tables / name, f"Table {name}")
     nb201 = pd.DataFrame(
         {"Method": ["DDPNAS", "RS"], "Runs": ["10", "1"], "C10 test": ["93.5", "93.7"],
-         "Source": ["ours: nb201-ddpnas-tab", "ours: ws"]}
+         "Source": ["ours: nb201-ddpnas-tabular", "ours: ws"]}
     )  # fmt: skip
     write_table(nb201, nb201, tables / "nb201", "Table nb201", notes=["a long note"])
     timing = pd.DataFrame({"Group": ["search"], "Wall (s)": ["400"]})
     write_table(timing, timing, tables / "timing", "Where the time goes", notes=[TIMING_NOTE])
-    runs = [("nb201-ddpnas-tab", s, CELLS[s]) for s in range(10)] + [("ws", 0, "a")]
+    runs = [("nb201-ddpnas-tabular", s, CELLS[s]) for s in range(10)] + [("ws", 0, "a")]
     for exp, seed, arch in runs:
         path = tmp_path / "results" / "config" / "search" / exp / f"seed{seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def test_known_tables_first_in_documented_order_then_the_rest_by_name(results: P
 
 
 def test_provenance_lines_name_config_machine_seed_ranges_and_top_cells() -> None:
-    records = [_record("nb201-ddpnas-tab", s, CELLS[s]) for s in range(10)]
+    records = [_record("nb201-ddpnas-tabular", s, CELLS[s]) for s in range(10)]
     summary = readme.run_summary([*records, _record("ws", 0)], "config/config.yaml")
     line = readme.provenance(summary, "results/reference/config/")
     assert "`config/config.yaml`" in line
@@ -70,12 +70,12 @@ def test_provenance_lines_name_config_machine_seed_ranges_and_top_cells() -> Non
     assert "[results/reference/config/](results/reference/config/)" in line
     # seeds as ranges; the three most frequent cells, ties in first-seen order, never all cells
     assert readme.table_provenance(summary, "nb201") == (
-        "seeds 0-9 (1 experiment); seeds 0 (1 experiment); nb201-ddpnas-tab found `b` x4, "
+        "seeds 0-9: 1 experiment; seeds 0: 1 experiment; nb201-ddpnas-tabular found `b` x4, "
         "`a` x4, `c` x2 (3 distinct cells)"
     )
-    many = [_record("nb201-ddpnas-tab", s, f"cell{s % 7}") for s in range(200)]
+    many = [_record("nb201-ddpnas-tabular", s, f"cell{s % 7}") for s in range(200)]
     line = readme.table_provenance(readme.run_summary(many, "c.yaml"), "nb201")
-    assert line.startswith("seeds 0-199 (1 experiment);") and "(7 distinct cells)" in line
+    assert line.startswith("seeds 0-199: 1 experiment;") and "(7 distinct cells)" in line
     assert line.count("`") == 6 and len(line) < 200
 
 
@@ -93,7 +93,7 @@ def test_readme_comes_from_a_committed_snapshot_of_the_run(results: Path, capsys
         "alpha.md", "costs.md", "nb201.md", "timing.md", "zeta.md",
     ]  # fmt: skip
     assert json.loads((snapshot / "run.json").read_text())["seeds"] == {
-        "nb201-ddpnas-tab": list(range(10)),
+        "nb201-ddpnas-tabular": list(range(10)),
         "ws": [0],
     }
     text = (results / "README.md").read_text()
@@ -103,11 +103,11 @@ def test_readme_comes_from_a_committed_snapshot_of_the_run(results: Path, capsys
     assert "### Table nb201" in section and "| Method | Runs | C10 test |" in section
     assert "Source" not in section and "a long note" not in section
     assert "[full table](results/reference/config/tables/nb201.md)" in section
-    assert "seeds 0-9 (1 experiment)" in section
+    assert "seeds 0-9: 1 experiment" in section
     # the other tables are linked, not copied; the runtime line comes from the timing table
     assert "### Table zeta" not in section
     assert "[zeta](results/reference/config/tables/zeta.md)" in section
-    assert "took 6.7 min of wall time with --cores 2 on AMD EPYC (2 threads)" in text
+    assert "took 6.7 min of wall time with --cores 2 on AMD EPYC, 2 CPU cores (" in text
     assert "typed 5 min" not in text
     # --check compares the README with the snapshot alone: the run's folder may be gone (CI)
     shutil.rmtree(results / "results" / "config")

@@ -42,8 +42,10 @@ HEADLINE: dict[str, tuple[str, ...]] = {
         "Latency (ms, device)",
     ),
 }  # fmt: skip
-#: Spaces whose search records stand behind a headline table (seeds and cells of its line).
+#: Spaces whose search records stand behind a headline table (the seeds of its line), and the
+#: experiment whose most frequent cells the line names.
 TABLE_SPACES = {"nb201": "nb201", "cifar10": "darts"}
+TABLE_CELLS = {"nb201": "nb201-ddpnas-tabular", "cifar10": "darts-ddpnas"}
 #: Cell strings longer than this (DARTS genotypes) stay in the full table only.
 CELL_CHARS = 120
 
@@ -102,22 +104,21 @@ def provenance(summary: dict[str, Any], snapshot: str = "") -> str:
 
 
 def table_provenance(summary: dict[str, Any], stem: str) -> str:
-    """A headline table's line: seed ranges of the experiments behind it and the most frequent
-    cells of its DDPNAS experiments (short cell strings only)."""
+    """A headline table's line: seed ranges of the experiments behind it (most seeds first) and
+    the most frequent cells of its DDPNAS experiment (short cell strings only)."""
     space = TABLE_SPACES.get(stem)
     exps = [e for e, sp in summary.get("spaces", {}).items() if space and sp == space]
-    by_seeds: dict[str, int] = {}
+    by_seeds: dict[str, list[int]] = {}
     for exp in exps:
-        text = _seed_text(summary["seeds"][exp])
-        by_seeds[text] = by_seeds.get(text, 0) + 1
-    parts = [f"seeds {s} ({n} experiment{'s' if n > 1 else ''})" for s, n in by_seeds.items()]
-    ours = [e for e in exps if "ddpnas" in e]
-    if ours:  # the DDPNAS experiment with the most seeds (first on ties)
-        exp = max(ours, key=lambda e: len(summary["seeds"][e]))
-        cells = summary["cells"][exp]
-        top = [f"`{a}` x{n}" for a, n in cells["top"] if len(a) <= CELL_CHARS]
-        if top:
-            parts.append(f"{exp} found {', '.join(top)} ({cells['distinct']} distinct cells)")
+        seeds = summary["seeds"][exp]
+        by_seeds.setdefault(_seed_text(seeds), []).append(len(seeds))
+    ranked = sorted(by_seeds.items(), key=lambda item: -item[1][0])
+    parts = [f"seeds {s}: {len(n)} experiment{'s' if len(n) > 1 else ''}" for s, n in ranked]
+    exp = TABLE_CELLS.get(stem)
+    cells = summary.get("cells", {}).get(exp)
+    top = [f"`{a}` x{n}" for a, n in cells["top"] if len(a) <= CELL_CHARS] if cells else []
+    if top:
+        parts.append(f"{exp} found {', '.join(top)} ({cells['distinct']} distinct cells)")
     return "; ".join(parts)
 
 
@@ -267,9 +268,11 @@ def runtime(snapshot: str | Path, link: str = "") -> str:
     if not match:
         return f"{RUNTIME[0]}(the stated run has no timing table){RUNTIME[1]}"
     cores = (match.group(1) or "").strip()
+    machine = re.search(r"job time, on (.+?)\.(?: |$)", text, flags=re.M)
+    where = machine.group(1) if machine else " / ".join(summary["hardware"])
     return (
         f"{RUNTIME[0]}Measured: the pipeline of the stated run took {match.group(3)} min of wall "
-        f"time {cores} on {' / '.join(summary['hardware'])} ([timing table]({link}{TABLES}/"
+        f"time {cores} on {where} ([timing table]({link}{TABLES}/"
         f"timing.md); plus the install on a fresh clone).{RUNTIME[1]}"
     )
 
