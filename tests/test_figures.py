@@ -50,6 +50,16 @@ def test_theta_figure_names_what_it_plots(strategy: str, label: str, tmp_path: P
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_theta_title_is_short_whatever_the_label() -> None:
+    """The config's label (protocol included, 150+ characters) goes to the caption; the title
+    beside the legend names the method, the experiment and the seed."""
+    label = "ENAS (DARTS space, small CPU run; " + "logits / 5 then 2.5 tanh; " * 6 + ")"
+    run = {**_run("enas", [np.full((2, 3), 1 / 3)] * 2, {}), "label": label, "experiment": "x"}
+    fig = theta_plot(run)
+    assert fig.get_suptitle() == "ENAS: x, seed 0"
+    plt.close(fig)
+
+
 def test_theta_figure_marks_each_prune_on_the_pruned_op() -> None:
     theta = [np.full((2, 3), 1 / 3), np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])]
     fig = theta_plot(_run("ddpnas", theta, {1: ["none", "skip_connect"]}))

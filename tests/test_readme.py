@@ -25,7 +25,8 @@ def _record(experiment: str, seed: int, arch: str = "a") -> dict:
 CELLS = ["b", "a", "b", "a", "c", "b", "a", "b", "a", "c"]
 TIMING_NOTE = (
     "Pipeline wall time (first job's start to last job's end with --cores 2; jobs run in "
-    "parallel where cores allow): 400 s = 6.7 min for 700 s of summed job time, on AMD EPYC, 2 CPU cores."
+    "parallel where cores allow): 400 s = 6.7 min for 700 s of summed job time, on AMD EPYC, "
+    "2 CPU cores."
 )
 
 

@@ -98,8 +98,18 @@ def theta_plot(run: dict[str, Any]) -> Figure:
     fig.legend(handles=handles, loc="outside right upper")
     fig.supxlabel("search epoch")
     fig.supylabel(theta_label(run["strategy"]))
-    fig.suptitle(f"{run['label']}, seed {run['seed']}", fontsize=9, wrap=True)
+    fig.suptitle(theta_title(run), fontsize=9)
     return fig
+
+
+def theta_title(run: dict[str, Any]) -> str:
+    """A title that fits beside the legend: the method (the label up to its parenthesis), the
+    experiment and the seed. The whole label, with its protocol, is in the tables and the
+    report's caption."""
+    method = run["label"].split(" (", 1)[0]
+    experiment = run.get("experiment")
+    name = f"{method}: {experiment}" if experiment else method
+    return f"{name}, seed {run['seed']}"
 
 
 def theta_figure(run: dict[str, Any], out: str | Path) -> None:
