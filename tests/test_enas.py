@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -12,13 +10,7 @@ from toys import ToySpace, separated_means
 from baselines.enas import ENAS
 from ddpnas.config.load import validate_search
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_epoch(strategy: ENAS, mu: np.ndarray, rng: np.random.Generator) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -66,13 +65,7 @@ class CostlyEvaluator(SyntheticEvaluator):
         return {"sim_seconds": 1.0 + sum(arch)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The controller's tiny ops only lose time to intra-op threads (10x on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def strip(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import CIFAR_ZIP, NB201_TABLE, REPO, SHARED_DATA, SNAKEFILE, require
+from conftest import (
+    CIFAR_ZIP,
+    NB201_TABLE,
+    REPO,
+    SHARED_DATA,
+    SNAKEFILE,
+    pipeline_env,
+    require,
+)
 from report_browser import browser_or_skip, table_views
 
 from ddpnas.cli.main import main
@@ -23,17 +31,6 @@ from ddpnas.engine.evaluators import TabularEvaluator
 from ddpnas.report import readme
 from ddpnas.spaces.darts.genotype import Genotype
 from ddpnas.spaces.nb201 import NB201Space
-
-
-def _env(cache_dir: Path) -> dict[str, str]:
-    """Subprocess environment: this interpreter's scripts first, the shared decode cache."""
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DDPNAS_CACHE": str(cache_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 def _ci_config(tmp_path: Path, **ws_overrides: object) -> Path:
@@ -146,7 +143,7 @@ def test_cli_rejects_a_bad_arch_and_missing_data(tmp_path: Path, capsys) -> None
 def test_sigkilled_search_resumes_to_the_same_result(tmp_path: Path, cache_dir: Path) -> None:
     require(CIFAR_ZIP)
     config = _ci_config(tmp_path, strategy_args={"pruning_step": 2})
-    env = _env(cache_dir)
+    env = pipeline_env(cache_dir)
 
     def command(name: str) -> list[str]:
         return [
@@ -214,7 +211,7 @@ def ci_report(ci_run: Path, cache_dir: Path) -> Path:
     subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(ci_run),
          "--configfile", str(ci_run / "ci.yaml"), "--report", str(report)],
-        env=_env(cache_dir), check=True, capture_output=True,
+        env=pipeline_env(cache_dir), check=True, capture_output=True,
     )  # fmt: skip
     return report
 

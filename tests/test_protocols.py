@@ -3,7 +3,6 @@ that count only used queries, searches on each dataset, RSPS's final form, disco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,12 +34,7 @@ from ddpnas.strategies.base import decisiveness
 PROTOCOL = {"hp": "12", "charge_epochs": 12, "charge_valid_epochs": 0.392}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def shipped(name: str) -> dict[str, Any]:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 import yaml
 from conftest import REPO
 from toys import ToySpace
@@ -17,13 +14,7 @@ from ddpnas.engine.evaluators import TabularEvaluator
 from ddpnas.engine.loop import run_search
 from ddpnas.spaces.nb201 import NB201Space
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def shipped_spec(name: str = "nb201-reinforce-tabular") -> dict:
