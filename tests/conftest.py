@@ -87,22 +87,14 @@ def ci_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
 #: Fixtures whose tests must share one pytest-xdist worker (``make test`` runs two): the
 #: session's local ci run, and the one-node SLURM cluster whose two CPUs its jobs fill.
 SHARED_RUN_FIXTURES = {"ci_run", "cluster"}
-#: Modules whose module-scoped fixture is costly (an estimate measured on the CPU): one worker.
-COSTLY_MODULES = {"test_docs_numbers"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``--dist loadgroup`` the tests of one group run on one worker, so the session's ci
-    run is made once, not once per worker; that group goes first, being the longest chain."""
-    chain = []
+    run is made once, not once per worker."""
     for item in items:
         if SHARED_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("ci_run"))
-            chain.append(item)
-        elif item.module is not None and item.module.__name__ in COSTLY_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items[:] = chain + [item for item in items if item not in chain]
 
 
 @pytest.fixture
