@@ -32,10 +32,8 @@ readme: $(STAMP)
 	$(BIN)/ddpnas report readme --run $(RESULTS) --config config/config.yaml \
 	  --snapshot $(REFERENCE) --readme README.md
 
-# Two pytest workers (pytest-xdist): the end-to-end tests that share the session's ci run (and
-# the SLURM cluster) stay on one worker (conftest.py), the rest spread over both.
 test: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n 2 --dist loadgroup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -84,19 +84,6 @@ def ci_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     return folder
 
 
-#: Fixtures whose tests must share one pytest-xdist worker (``make test`` runs two): the
-#: session's local ci run, and the one-node SLURM cluster whose two CPUs its jobs fill.
-SHARED_RUN_FIXTURES = {"ci_run", "cluster"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` the tests of one group run on one worker, so the session's ci
-    run is made once, not once per worker."""
-    for item in items:
-        if SHARED_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("ci_run"))
-
-
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for a test of tiny ops (controllers, policies): more only lose time

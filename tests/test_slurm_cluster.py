@@ -28,7 +28,9 @@ from ddpnas.config.load import load_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 # Status checks from 2 s on (the profile keeps the plugin's 40 s, meant for a shared cluster).
-FAST = ("--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5")
+# Short waits for a one-node test cluster (the profile keeps the plugin's defaults for real ones).
+FAST = ("--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
+        "--seconds-between-status-checks", "2")  # fmt: skip
 WS_RECORD = "results/ci/search/nb201-ddpnas-ws/seed0.json"
 WS_CHECKPOINT = "results/ci/checkpoints/nb201-ddpnas-ws/seed0.pt"
 WS_JOB = "rule_search_wildcards_nb201-ddpnas-ws_0"  # the SLURM job's comment
