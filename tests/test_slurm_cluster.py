@@ -27,8 +27,8 @@ from conftest import CI_PARTITIONS, REPO, SNAKEFILE, ci_config, pipeline_env
 from ddpnas.config.load import load_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
-# Status checks from 2 s on (the profile keeps the plugin's 40 s, meant for a shared cluster).
-# Short waits for a one-node test cluster (the profile keeps the plugin's defaults for real ones).
+# Short waits for a one-node test cluster: job states from 2 s after submission and every 2 s
+# (the profile keeps the plugin's 40 s and Snakemake's 10 s, meant for a shared cluster).
 FAST = ("--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5",
         "--seconds-between-status-checks", "2")  # fmt: skip
 WS_RECORD = "results/ci/search/nb201-ddpnas-ws/seed0.json"
