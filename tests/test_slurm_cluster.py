@@ -219,7 +219,12 @@ def test_ci_config_on_slurm_with_a_cancelled_search_equals_the_local_run(
 ) -> None:
     """The whole ci config through the profile, its weight-sharing search cancelled (scancel) at
     epoch 3 (--keep-going: the other jobs finish): the run fails, deleting and changing nothing;
-    the rerun resumes the search from its checkpoint, and every output equals the local run's."""
+    the rerun resumes the search from its checkpoint, and every output equals the local run's.
+
+    About 4-5 minutes on 2 cores (32 SLURM jobs, each starting Snakemake), which CI's 15 minutes
+    cannot hold beside the rest: it runs with DDPNAS_SLURM_FULL=1 (docs/cluster.md)."""
+    if os.environ.get("DDPNAS_SLURM_FULL") != "1":
+        pytest.skip("the whole ci config on the cluster runs with DDPNAS_SLURM_FULL=1 (4-5 min)")
     env, work = pipeline_env(cache_dir), _workdir(tmp_path / "slurm")
     cancel = _CancelSearch(work)
     run = _profile_run(work, "--slurm-keep-successful-logs", "--keep-going", env=env)
