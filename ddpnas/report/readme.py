@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ddpnas.errors import DDPNASError
-from ddpnas.io.files import atomic_write, write_json
+from ddpnas.io.files import atomic_dir, atomic_write, write_json
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -185,18 +184,11 @@ def write_snapshot(run: str | Path, snapshot: str | Path, config: str) -> None:
     records = sorted(run.glob("search/*/seed*.json"))
     summary = run_summary(load_runs(records, ("experiment", "seed", "environment")), config)
     _check_snapshot_folder(snapshot)
-    fresh = snapshot.with_name(f".{snapshot.name}.new")
-    old = snapshot.with_name(f".{snapshot.name}.old")
-    for stale in (fresh, old):
-        shutil.rmtree(stale, ignore_errors=True)
-    (fresh / TABLES).mkdir(parents=True)
-    for table in tables:
-        (fresh / TABLES / table.name).write_text(texts[table])
-    write_json(fresh / RUN_FILE, summary)
-    if snapshot.exists():
-        snapshot.rename(old)
-    fresh.rename(snapshot)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(snapshot, replace=_check_snapshot_folder) as fresh:
+        (fresh / TABLES).mkdir()
+        for table in tables:
+            (fresh / TABLES / table.name).write_text(texts[table])
+        write_json(fresh / RUN_FILE, summary)
 
 
 def _cells(line: str) -> list[str]:
