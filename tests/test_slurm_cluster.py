@@ -236,7 +236,8 @@ def test_ci_config_on_slurm_with_a_cancelled_search_equals_the_local_run(
     the rerun resumes the search from its checkpoint, and every output equals the local run's.
 
     The profile's settings as shipped; SLURM log folders another run left (a pending job's empty
-    one, an old log) stay. About 4 minutes on 2 cores (25 SLURM jobs, each starting Snakemake twice)."""
+    one, an old log) stay. About 4 minutes on 2 cores (25 SLURM jobs, each starting Snakemake
+    twice)."""
     env, work = pipeline_env(cache_dir), _workdir(tmp_path / "slurm")
     others = _other_runs_logs(work)
     cancel = _CancelSearch(work)
