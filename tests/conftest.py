@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -49,6 +50,16 @@ def pipeline_env(cache_dir: Path) -> dict[str, str]:
         "DDPNAS_CACHE": str(cache_dir),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def without_keys(node: Any, keys: set[str]) -> Any:
+    """A JSON record with ``keys`` removed at every depth (what legitimately differs between two
+    runs of it: timing, the machine description)."""
+    if isinstance(node, dict):
+        return {k: without_keys(v, keys) for k, v in node.items() if k not in keys}
+    if isinstance(node, list):
+        return [without_keys(v, keys) for v in node]
+    return node
 
 
 def ci_config(folder: Path, **cluster: str) -> Path:

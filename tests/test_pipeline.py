@@ -23,6 +23,7 @@ from conftest import (
     SNAKEFILE,
     pipeline_env,
     require,
+    without_keys,
 )
 from report_browser import browser_or_skip, table_views
 
@@ -52,14 +53,7 @@ RUNTIME = ("threads", "cpu_capability", "device", "torch")
 def record_digest(record: dict) -> str:
     """sha256 of a record without its volatile fields (timing and machine description)."""
 
-    def strip(node: object) -> object:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in VOLATILE}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    text = json.dumps(strip(record), sort_keys=True)
+    text = json.dumps(without_keys(record, VOLATILE), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

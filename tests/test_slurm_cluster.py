@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import torch
-from conftest import CI_PARTITIONS, REPO, SNAKEFILE, ci_config, pipeline_env
+from conftest import CI_PARTITIONS, REPO, SNAKEFILE, ci_config, pipeline_env, without_keys
 
 from ddpnas.config.load import load_config
 
@@ -137,14 +136,6 @@ def _minutes(limit: str) -> int:
     return (int(days or 0) * 24 + hours) * 60 + minutes
 
 
-def _strip(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip(v) for k, v in node.items() if k not in VOLATILE}
-    if isinstance(node, list):
-        return [_strip(v) for v in node]
-    return node
-
-
 def _outputs(results: Path) -> set[str]:
     """The run's outputs: everything but logs, benchmarks, checkpoints and lock files."""
     skip = ("logs/", "benchmarks/", "checkpoints/")
@@ -165,7 +156,8 @@ def _assert_same_outputs(ours: Path, local: Path) -> None:
         if Path(name).stem == "timing":  # wall times only, most expensive first: run-specific
             continue
         if name.endswith(".json"):
-            assert _strip(json.loads(a.read_text())) == _strip(json.loads(b.read_text())), name
+            x, y = (without_keys(json.loads(f.read_text()), VOLATILE) for f in (a, b))
+            assert x == y, name
         elif name.endswith(".csv"):
             timing = TIMING_COLUMNS.get(Path(name).stem, set())
             x, y = pd.read_csv(a), pd.read_csv(b)
