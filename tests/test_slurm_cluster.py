@@ -229,7 +229,10 @@ def test_ci_config_on_slurm_with_a_cancelled_search_equals_the_local_run(
 
     The profile's settings as shipped; SLURM log folders another run left (a pending job's empty
     one, an old log) stay. About 4 minutes on 2 cores (25 SLURM jobs, each starting Snakemake
-    twice)."""
+    twice); CI's 15 minutes do not hold it reliably beside the rest (a clean-clone CI run with it
+    took 774 s and 866 s here), so it runs with DDPNAS_SLURM_FULL=1 (docs/cluster.md)."""
+    if os.environ.get("DDPNAS_SLURM_FULL") != "1":
+        pytest.skip("the whole ci config on the cluster runs with DDPNAS_SLURM_FULL=1 (4-5 min)")
     env, work = pipeline_env(cache_dir), _workdir(tmp_path / "slurm")
     others = _other_runs_logs(work)
     cancel = _CancelSearch(work)
