@@ -228,11 +228,9 @@ def test_ci_config_on_slurm_with_a_cancelled_search_equals_the_local_run(
     the rerun resumes the search from its checkpoint, and every output equals the local run's.
 
     The profile's settings as shipped; SLURM log folders another run left (a pending job's empty
-    one, an old log) stay. About 4 minutes on 2 cores (25 SLURM jobs, each starting Snakemake
-    twice); CI's 15 minutes do not hold it reliably beside the rest (a clean-clone CI run with it
-    took 774 s and 866 s here), so it runs with DDPNAS_SLURM_FULL=1 (docs/cluster.md)."""
-    if os.environ.get("DDPNAS_SLURM_FULL") != "1":
-        pytest.skip("the whole ci config on the cluster runs with DDPNAS_SLURM_FULL=1 (4-5 min)")
+    one, an old log) stay. About 3 minutes on 2 cores: about 30 SLURM jobs in the two runs, each
+    starting Snakemake twice (which reads the main process's validated config, not validating
+    again: ddpnas/config/plan.py)."""
     env, work = pipeline_env(cache_dir), _workdir(tmp_path / "slurm")
     others = _other_runs_logs(work)
     cancel = _CancelSearch(work)

@@ -6,8 +6,6 @@ from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
-from ddpnas.registry import get_strategy, space_class, strategies
-
 
 def search_records(space=None):
     """Every search record the config asks for (optionally of one space)."""
@@ -93,7 +91,7 @@ def generic_table_spaces():
     """Searched spaces without a tabular benchmark: each gets the generic searched-architecture
     table (NAS-Bench-201 has its own, with the benchmark's figures)."""
     used = dict.fromkeys(spec["space"] for spec in config["searches"].values())
-    return [space for space in used if "tabular" not in space_class(space).modes]
+    return [space for space in used if "tabular" not in PLAN.space_modes[space]]
 
 
 def spaces_regex():
@@ -110,7 +108,7 @@ def searches_tables():
 
 def logs_theta(spec):
     """Whether a search's strategy learns a distribution over ops (logged as "theta")."""
-    return get_strategy(spec["strategy"]).logs_theta
+    return PLAN.logs_theta[spec["strategy"]]
 
 
 def theta_figures():

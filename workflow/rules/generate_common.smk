@@ -27,10 +27,9 @@ def generation_entry(name):
                 "(experiment: imagenet) are retrained"
             )
     if search is None or not logs_theta(search):
-        theta = [name for name, cls in strategies().items() if cls.logs_theta]
         raise ValueError(
             f"generate.{name}.experiment {entry['experiment']!r} is not a search experiment "
-            f"that logs theta ({', '.join(theta)}), nor 'imagenet'"
+            f"that logs theta ({', '.join(PLAN.theta_strategies())}), nor 'imagenet'"
         )
     if entry["seed"] is not None and entry["seed"] not in search["seeds"]:
         raise ValueError(f"generate.{name}.seed {entry['seed']} is not a seed of that experiment")
