@@ -79,7 +79,7 @@ def _probe(work: Path, mode: str, env: dict[str, str]) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-c", PROBE, "-s", str(SNAKEFILE), "--directory", str(work),
          "--mode", mode, "-n", TABULAR, "--configfile", str(work / "ci.yaml")],
-        cwd=work, env=env, capture_output=True, text=True,
+        cwd=work.parent, env=env, capture_output=True, text=True,  # the plan goes under work
     )  # fmt: skip
 
 
