@@ -3,11 +3,11 @@ saved by the main Snakemake process for the jobs it spawns.
 
 A cluster job starts Snakemake (under SLURM twice: the batch job, then its job step), and each start
 parses the Snakefile. Validating the config there imports every strategy and space, and torch with
-them: about 1.5 s of a 3 s start on a 2-core machine, twice per job. So the main process always
-validates and saves the result under ``.snakemake/ddpnas/``, keyed by the raw config; a spawned
-job reads it back (validating itself only when there is none, e.g. a job started by hand), and so
-plans with exactly what the main process planned with. The main process never reads a saved plan:
-a changed strategy, space or default takes effect on the next run.
+them: about 2 s of a 3.1 s start on a 2-core machine (1.5 s of it torch), twice per job. So the
+main process always validates and saves the result under ``.snakemake/ddpnas/``, keyed by the raw
+config; a spawned job reads it back (validating itself only when there is none, e.g. a job
+started by hand), and so plans with exactly what the main process planned with. The main process
+never reads a saved plan: a changed strategy, space or default takes effect on the next run.
 """
 
 from __future__ import annotations
